@@ -1,0 +1,1 @@
+// Compiled once to build the precompiled header that every lesson target reuses.
