@@ -48,8 +48,8 @@ constexpr double gamma_n(std::size_t n) {
 
 /// An elementwise bound |got - ref| <= atol + rtol * |ref|, and the reason for it.
 struct Tolerance {
-  double atol = 0.0;
-  double rtol = 0.0;
+  double atol = 0.0;  ///< absolute part of the bound
+  double rtol = 0.0;  ///< part of the bound relative to |ref|
   std::string why;  ///< printed with a failure, so a reader sees where the bound came from
 };
 
@@ -89,8 +89,8 @@ Tolerance tol_relative_to_max(double factor, const Ref& ref) {
 
 /// Result of a comparison: ok, or a report naming the first mismatches and the worst.
 struct CloseReport {
-  bool ok = true;
-  std::string text;
+  bool ok = true;    ///< every element within tolerance, shapes equal
+  std::string text;  ///< what went wrong, empty when ok
 };
 
 namespace detail {

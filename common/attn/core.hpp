@@ -36,6 +36,7 @@ enum class Mask {
 struct NotImplemented : std::runtime_error {
   /// @param todo     the marker, e.g. "01.3" for `TODO(01.3)`
   /// @param section  the README section that teaches it, e.g. "3. Scaled dot-product attention"
+  /// @param where    the throwing function's location (filled in by the default argument)
   NotImplemented(std::string_view todo, std::string_view section,
                  std::source_location where = std::source_location::current());
 

@@ -24,6 +24,7 @@
 
 namespace attn {
 
+/// The tensors of one fixture file, by name (format at the top of this file).
 class Fixture {
  public:
   /// Reads every tensor of the file; throws std::runtime_error naming the file and
@@ -55,6 +56,7 @@ class Fixture {
     }
   }
 
+  /// True if the file holds a tensor called `name`.
   bool has(const std::string& name) const { return entries_.count(name) != 0; }
 
   /// The tensor `name` as xt::xtensor<T, N>; throws if it is absent or of another rank.

@@ -1,6 +1,6 @@
 /// @file random.hpp
 /// @brief Deterministic random tensors: the same seed gives the same numbers on
-///        every compiler and platform (splitmix64, not <random>'s distributions,
+///        every compiler and platform (splitmix64, not `<random>`'s distributions,
 ///        whose outputs the C++ standard leaves to the library).
 #pragma once
 
@@ -15,7 +15,9 @@ namespace attn {
 /// splitmix64 (Steele, Lea and Flood 2014): a tiny generator with good statistics.
 class Rng {
  public:
+  /// Seeds the generator; the same seed gives the same sequence everywhere.
   explicit Rng(std::uint64_t seed) : state_(seed) {}
+  /// The next 64 random bits.
   std::uint64_t next() {
     std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

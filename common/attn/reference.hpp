@@ -17,8 +17,8 @@
 
 namespace attn::ref {
 
-using Matrix = xt::xtensor<double, 2>;
-using Array4 = xt::xtensor<double, 4>;
+using Matrix = xt::xtensor<double, 2>;  ///< float64 (rows, cols)
+using Array4 = xt::xtensor<double, 4>;  ///< float64 (B, H, T, D)
 
 /// C = A B in float64: (M,K) x (K,N) -> (M,N).
 inline Matrix matmul(const Tensor2& a, const Tensor2& b) {

@@ -13,7 +13,9 @@ namespace attn {
 class Timer {
  public:
   Timer() : start_(Clock::now()) {}
+  /// Starts counting again from now.
   void reset() { start_ = Clock::now(); }
+  /// Seconds elapsed since construction or the last reset().
   double seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
  private:
