@@ -4,7 +4,6 @@
 
 #include <array>
 #include <cmath>
-#include <limits>
 #include <string>
 
 #include <xtensor/xmath.hpp>
@@ -44,15 +43,14 @@ Tensor4 gqa_attention(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask
     require_equal(where, "q_offset with Mask::none (only a causal mask uses positions)", 0,
                   q_offset);
   } else {
-    require_in_range(q_offset + tq <= tk, where,
-                     "the queries must end at or before the last key: expected q_offset + Tq <= "
-                     "Tk = " + std::to_string(tk) + ", given q_offset + Tq = " +
-                         std::to_string(q_offset) + " + " + std::to_string(tq) + " = " +
-                         std::to_string(q_offset + tq));
+    // Written so that a huge q_offset cannot wrap the sum around.
+    require_in_range(q_offset <= tk && tq <= tk - q_offset, where,
+                     "query positions past the last key: expected q_offset + Tq <= Tk = " +
+                         std::to_string(tk) + ", given q_offset = " + std::to_string(q_offset) +
+                         " and Tq = " + std::to_string(tq));
   }
   const std::size_t group = nh / ng;  // query heads per KV head: llama2.c's kv_mul
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const float minus_inf = -std::numeric_limits<float>::infinity();
   xt::xtensor<bool, 2> visible;  // (Tq, Tk), true = may attend
   if (mask == Mask::causal) visible = causal_mask(tq, tk, q_offset);
   Tensor4 out({nb, nh, tq, dv});
@@ -64,9 +62,10 @@ Tensor4 gqa_attention(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask
       for (std::size_t r = 0; r < group; ++r) {
         const std::size_t h = g * group + r;  // so g == h / group: repeat_interleave order
         const Tensor2 qh = xt::view(q, b, h);      // (Tq, D)
-        Tensor2 scores = matmul(qh, kt) * scale;   // (Tq, Tk)
-        if (mask == Mask::causal) scores = xt::where(visible, scores, minus_inf);
-        xt::view(out, b, h) = matmul(softmax_rows(scores), vg);  // (Tq, Dv)
+        const Tensor2 scores = matmul(qh, kt) * scale;  // (Tq, Tk)
+        const Tensor2 p =
+            mask == Mask::causal ? masked_softmax_rows(scores, visible) : softmax_rows(scores);
+        xt::view(out, b, h) = matmul(p, vg);  // (Tq, Dv)
       }
     }
   return out;

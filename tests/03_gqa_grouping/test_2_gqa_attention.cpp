@@ -1,6 +1,8 @@
 // Lesson 03, part 2: attention with H query heads over G key/value heads.
 #include "gqa.hpp"
 
+#include <cstdint>
+
 #include <xtensor/xview.hpp>
 
 #include "attn/testing.hpp"
@@ -159,11 +161,13 @@ TEST_CASE("gqa_attention rejects causal queries that end past the last key") {
   const Tensor4 q = xt::zeros<float>({1, 4, 4, 8});
   const Tensor4 kv = xt::zeros<float>({1, 2, 5, 8});
   CHECK_THROWS_WITH_AS(gqa_attention(q, kv, kv, Mask::causal, 2),
-                       "gqa_attention: the queries must end at or before the last key: expected "
-                       "q_offset + Tq <= Tk = 5, given q_offset + Tq = 2 + 4 = 6",
+                       "gqa_attention: query positions past the last key: expected q_offset + "
+                       "Tq <= Tk = 5, given q_offset = 2 and Tq = 4",
                        std::out_of_range);
   const Tensor4 long_q = xt::zeros<float>({1, 4, 6, 8});
   CHECK_THROWS_AS(gqa_attention(long_q, kv, kv, Mask::causal, 0), std::out_of_range);
+  // An offset so large that q_offset + Tq wraps around is still out of range.
+  CHECK_THROWS_AS(gqa_attention(q, kv, kv, Mask::causal, SIZE_MAX - 1), std::out_of_range);
   // The last valid offset is accepted: the 4 queries sit at positions 1 ... 4.
   CHECK_NOTHROW(gqa_attention(q, kv, kv, Mask::causal, 1));
 }

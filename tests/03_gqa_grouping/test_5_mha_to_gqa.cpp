@@ -45,7 +45,7 @@ TEST_CASE("mha_to_gqa pools each row of the projection separately: a hand-comput
   CHECK(gqa.wv == Tensor2{{3, 4}, {1, 2}});
 }
 
-TEST_CASE("mha_to_gqa with G == H keeps the checkpoint; with G = 1 it averages every head") {
+TEST_CASE("mha_to_gqa with G == H keeps the checkpoint, with G = 1 it averages every head") {
   const std::size_t d_model = 5, nh = 4, d = 3;
   const MHAWeights mha = random_mha(d_model, nh * d, 421);
   const GQAWeights same = mha_to_gqa(mha, nh, nh);
