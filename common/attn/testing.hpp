@@ -38,7 +38,12 @@ namespace attn {
 
 /// Path of a committed fixture file, e.g. fixture_path("sdpa_torch.txt").
 inline std::string fixture_path(const std::string& file) {
-  return std::string(ATTN_FIXTURE_DIR) + "/" + file;
+  // Appended step by step: GCC 12 at -O2 warns (-Warray-bounds, a false positive)
+  // on std::string(literal) + "/" + file.
+  std::string path = ATTN_FIXTURE_DIR;
+  path += '/';
+  path += file;
+  return path;
 }
 
 /// True if every element is finite (no NaN, no infinity).
