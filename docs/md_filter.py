@@ -109,7 +109,7 @@ def label_chars(slug: str) -> str:
 # Code: fenced blocks and code spans are never touched
 # ---------------------------------------------------------------------------
 
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
+_FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
 
 
 def protect_blocks(lines: list[str], keep: Protected) -> list[str]:
@@ -124,7 +124,7 @@ def protect_blocks(lines: list[str], keep: Protected) -> list[str]:
             continue
         indent, fence, info = m.groups()
         j = i + 1
-        closer = re.compile(r"^ {0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}\s*$")
+        closer = re.compile(r"^[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}\s*$")
         while j < len(lines) and not closer.match(lines[j]):
             j += 1
         block = lines[i : j + 1]  # an unclosed fence runs to the end of the file
@@ -188,7 +188,7 @@ _DOLLAR_CODE = re.compile(r"\$" + _OPEN + r"(\d+)" + _CLOSE + r"\$")
 
 
 def convert_math(text: str, keep: Protected) -> str:
-    """$$..$$ -> \\f[..\\f], $`..`$ and $..$ -> \\f$..\\f$; other dollars -> \\$."""
+    """$$..$$ -> \\f[..\\f], $`..`$ and $..$ -> \\f$..\\f$; other dollars stay."""
     out = []
     i, n = 0, len(text)
     while i < n:
@@ -216,7 +216,7 @@ def convert_math(text: str, keep: Protected) -> str:
                 out.append(keep.put("\\f[" + text[i + 2 : end] + "\\f]"))
                 i = end + 2
                 continue
-            out.append("\\$\\$")
+            out.append("$$")
             i += 2
             continue
         if i + 1 < n and not text[i + 1].isspace():
@@ -225,7 +225,7 @@ def convert_math(text: str, keep: Protected) -> str:
                 out.append(keep.put("\\f$" + text[i + 1 : end] + "\\f$"))
                 i = end + 1
                 continue
-        out.append("\\$")  # a dollar sign, not math
+        out.append("$")  # a dollar sign, not math: Doxygen prints it as it is
         i += 1
     return "".join(out)
 
@@ -275,7 +275,25 @@ def _find_inline_close(text: str, start: int) -> int | None:
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 
 
-def label_headings(lines: list[str], page: tuple[str, str] | None) -> list[str]:
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_NOT_PARAGRAPH = re.compile(r"^\s*$|^ {0,3}(?:[-*+>|#]|\d+[.)]\s)|^ {4}")
+
+
+def _setext_to_atx(lines: list[str]) -> list[str]:
+    """Title + ===/--- underline -> '# Title' / '## Title' and an empty line."""
+    out = list(lines)
+    for i in range(1, len(out)):
+        m = _SETEXT.match(out[i])
+        if not m or _NOT_PARAGRAPH.match(out[i - 1]) or _PLACEHOLDER.search(out[i - 1]):
+            continue
+        if i >= 2 and out[i - 2].strip():  # only a one-line paragraph is a heading here
+            continue
+        out[i - 1] = ("# " if m.group(1)[0] == "=" else "## ") + out[i - 1].strip()
+        out[i] = ""
+    return out
+
+
+def label_headings(lines: list[str], page: tuple[str, str] | None, source: Path) -> list[str]:
     """Gives the first level-1 heading the page name, every other heading a label."""
     if page is None:
         return lines
@@ -283,7 +301,7 @@ def label_headings(lines: list[str], page: tuple[str, str] | None) -> list[str]:
     seen: dict[str, int] = {}
     titled = False
     out = []
-    for line in lines:
+    for line in _setext_to_atx(lines):
         m = _HEADING.match(line)
         if not m or re.search(r"\{#[\w-]+\}\s*$", line):
             out.append(line)
@@ -293,12 +311,16 @@ def label_headings(lines: list[str], page: tuple[str, str] | None) -> list[str]:
             titled = True
             out.append(line if name == "index" else f"# {title} {{#{name}}}")
             continue
-        slug = github_slug(_PLACEHOLDER.sub("", title))
+        slug = github_slug(title)
         count = seen.get(slug, 0)
         seen[slug] = count + 1
         if count:
             slug = f"{slug}-{count}"
         out.append(f"{hashes} {title} {{#{prefix}-{label_chars(slug)}}}")
+    if not titled and name != "index":
+        # No title: name the page after its folder (this shifts the lines by one).
+        topic = source.resolve().parent.name if name.startswith("lesson") else source.stem
+        out.insert(0, f"\\page {name} {topic.replace('_', ' ')}")
     return out
 
 
@@ -368,7 +390,7 @@ def filter_markdown(text: str, source: Path) -> str:
     page = page_of(source)
     keep = Protected()
     lines = protect_blocks(text.split("\n"), keep)
-    lines = label_headings(lines, page)
+    lines = label_headings(lines, page, source)
     body = "\n".join(lines)
     body = protect_comments(body, keep)
     body = protect_code_spans(body, keep)
