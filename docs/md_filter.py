@@ -23,6 +23,8 @@ Doxygen on every *.md input (FILTER_PATTERNS), rewrites one file to stdout:
           -> the repository path as code, since the site does not carry them.
   quotes  "text" -> “text” outside code: Doxygen would show straight-quoted text
           verbatim, formulas and code spans included.
+  bold    **bold** and *emphasis* around a formula -> <b>, <em>, which Doxygen
+          renders (it leaves Markdown emphasis around a formula as asterisks).
 
 Line numbers are kept (nothing is inserted before the end of the file), so
 Doxygen's warnings point at the right line of the original file.
@@ -50,10 +52,16 @@ class Protected:
 
     def __init__(self) -> None:
         self.items: list[str] = []
+        self.formulas: set[int] = set()
 
-    def put(self, text: str) -> str:
+    def put(self, text: str, formula: bool = False) -> str:
         self.items.append(text)
+        if formula:
+            self.formulas.add(len(self.items) - 1)
         return f"{_OPEN}{len(self.items) - 1}{_CLOSE}"
+
+    def has_formula(self, text: str) -> bool:
+        return any(int(m.group(1)) in self.formulas for m in _PLACEHOLDER.finditer(text))
 
     def restore(self, text: str) -> str:
         # Protected pieces may contain placeholders themselves (a code span in a link).
@@ -207,13 +215,13 @@ def convert_math(text: str, keep: Protected) -> str:
         if m:
             span = keep.items[int(m.group(1))]
             ticks = len(span) - len(span.lstrip("`"))
-            out.append(keep.put("\\f$" + span[ticks:-ticks].strip() + "\\f$"))
+            out.append(keep.put("\\f$" + span[ticks:-ticks].strip() + "\\f$", formula=True))
             i = m.end()
             continue
         if text.startswith("$$", i):
             end = _find_closing(text, i + 2, "$$")
             if end is not None and text[i + 2 : end].strip():
-                out.append(keep.put("\\f[" + text[i + 2 : end] + "\\f]"))
+                out.append(keep.put("\\f[" + text[i + 2 : end] + "\\f]", formula=True))
                 i = end + 2
                 continue
             out.append("$$")
@@ -222,7 +230,7 @@ def convert_math(text: str, keep: Protected) -> str:
         if i + 1 < n and not text[i + 1].isspace():
             end = _find_inline_close(text, i + 1)
             if end is not None:
-                out.append(keep.put("\\f$" + text[i + 1 : end] + "\\f$"))
+                out.append(keep.put("\\f$" + text[i + 1 : end] + "\\f$", formula=True))
                 i = end + 1
                 continue
         out.append("$")  # a dollar sign, not math: Doxygen prints it as it is
@@ -384,6 +392,24 @@ def curl_quotes(text: str, keep: Protected) -> str:
     return _QUOTED.sub("\u201c\\1\u201d", text)
 
 
+_EMPHASIS = [
+    (re.compile(r"(?<![*\\])\*\*(?=\S)([^\n]+?)(?<=\S)\*\*"), "b"),
+    (re.compile(r"(?<![_\w\\])__(?=\S)([^\n]+?)(?<=\S)__(?![_\w])"), "b"),
+    (re.compile(r"(?<![*\w\\])\*(?=[^\s*])([^*\n]+?)(?<=[^\s*])\*(?![*\w])"), "em"),
+    (re.compile(r"(?<![_\w\\])_(?=[^\s_])([^_\n]+?)(?<=[^\s_])_(?![_\w])"), "em"),
+]
+
+
+def html_emphasis(text: str, keep: Protected) -> str:
+    """**bold** and *emphasis* holding a formula -> <b>, <em>: Doxygen 1.9.4 leaves
+    Markdown emphasis around a formula unrendered, asterisks and all."""
+    for pattern, tag in _EMPHASIS:
+        text = pattern.sub(
+            lambda m: f"<{tag}>{m.group(1)}</{tag}>" if keep.has_formula(m.group(1)) else m.group(0),
+            text)
+    return text
+
+
 # ---------------------------------------------------------------------------
 
 def filter_markdown(text: str, source: Path) -> str:
@@ -397,6 +423,7 @@ def filter_markdown(text: str, source: Path) -> str:
     body = convert_math(body, keep)
     body = rewrite_links(body, source, page, keep)
     body = curl_quotes(body, keep)
+    body = html_emphasis(body, keep)
     body = keep.restore(body)
     if page is not None and page[0] != "index":
         body = body.rstrip("\n") + "\n\\tableofcontents\n"
