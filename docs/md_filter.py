@@ -338,7 +338,8 @@ _EXTERNAL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*:|^//|^@ref\b|^\\ref\b")
 
 def rewrite_links(text: str, source: Path, page: tuple[str, str] | None, keep: Protected) -> str:
     def plain(s: str) -> str:
-        return keep.restore(s).replace("`", "").strip()
+        # Doxygen shows the text of an @ref link between quotes, verbatim.
+        return keep.restore(s).replace("`", "").replace('"', "'").strip()
 
     def replace(m: re.Match) -> str:
         bang, label, target = m.group(1), m.group(2), m.group(3)
@@ -363,10 +364,8 @@ def rewrite_links(text: str, source: Path, page: tuple[str, str] | None, keep: P
             ref = f"{target_page[1]}-{label_chars(anchor)}" if anchor else target_page[0]
             return keep.put(f"[{plain(label)}](@ref {ref})")
         if resolved.suffix == ".hpp" and rel.parts[0] in ("common", "solutions", "lessons"):
-            text = plain(label)
-            if text in (resolved.name, rel.as_posix(), path_part):
-                return keep.put(f"@ref {resolved.name}")
-            return keep.put(f"[{text}](@ref {resolved.name})")
+            # The Markdown form ends the label cleanly ("@ref core.hpp:" would not).
+            return keep.put(f"[{plain(label) or resolved.name}](@ref {resolved.name})")
         # A file the site does not carry: name it by its path in the repository.
         shown = rel.as_posix() + ("/" if resolved.is_dir() else "")
         code = keep.put(f"`{shown}`")
