@@ -61,7 +61,7 @@ Tensor4 gqa_attention(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask
       const Tensor2 vg = xt::view(v, b, g);                 // (Tk, Dv)
       for (std::size_t r = 0; r < group; ++r) {
         const std::size_t h = g * group + r;  // so g == h / group: repeat_interleave order
-        const Tensor2 qh = xt::view(q, b, h);      // (Tq, D)
+        const Tensor2 qh = xt::view(q, b, h);           // (Tq, D)
         const Tensor2 scores = matmul(qh, kt) * scale;  // (Tq, Tk)
         const Tensor2 p =
             mask == Mask::causal ? masked_softmax_rows(scores, visible) : softmax_rows(scores);
