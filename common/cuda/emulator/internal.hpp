@@ -1,0 +1,40 @@
+/// @file internal.hpp
+/// @brief What the emulator's source files share; not for kernels or host code.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "attn/cuda.hpp"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ATTN_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ATTN_EMU_ASAN 1
+#endif
+#endif
+#ifndef ATTN_EMU_ASAN
+#define ATTN_EMU_ASAN 0
+#endif
+
+namespace attn::cuda::emu::internal {
+
+/// The kernel being run, or nullptr outside a launch (read by the fault handler).
+extern const char* running_kernel;
+
+/// Opens device memory to loads and stores (while a kernel runs) or closes it
+/// (host code may touch device memory only through cudaMemcpy and cudaMemset).
+void set_device_access(bool open);
+
+/// Installs the SIGSEGV handler that explains faults on guard pages, unless it is installed.
+void install_fault_handler();
+
+/// Whether `address` lies in the guard page below a CUDA thread's stack.
+bool is_stack_guard(std::uintptr_t address);
+
+/// "(x,y,z)"
+std::string coords(uint3 v);
+
+}  // namespace attn::cuda::emu::internal

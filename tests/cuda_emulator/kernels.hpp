@@ -1,0 +1,41 @@
+// Host launchers of the emulator's test kernels (kernels.cu). Pointers are device memory.
+#pragma once
+
+namespace emu_test {
+
+/// partial[b] = sum of x[b*threads .. b*threads+threads) (n elements in all), a tree in shared memory.
+void block_sum(const float* x, float* partial, int n, int threads, bool with_barrier);
+/// The same with the block's dynamic shared memory (threads floats), after raising the opt-in limit to `optin` bytes if > 0.
+void block_sum_dynamic(const float* x, float* partial, int n, int threads, int smem_bytes, int optin);
+/// Reverses each chunk of `threads` elements through shared memory (n a multiple of threads).
+void reverse_chunks(int* data, int n, int threads, bool with_barrier);
+/// Hillis-Steele inclusive prefix sum of one block of n <= 1024 values in shared memory.
+void block_scan(const unsigned* in, unsigned* out, int n, bool with_barrier);
+/// out[w] = sum over warp w of x (one value per thread); three ways: xor butterfly, shfl_down, shfl_up scan.
+void warp_sum_xor(const float* x, float* out, int n, int threads);
+void warp_sum_down(const float* x, float* out, int n, int threads);
+/// out[i] = inclusive prefix sum of x within segments of `width` lanes (shfl_up).
+void segment_scan_up(const int* x, int* out, int n, int width);
+/// out[i] = x[(lane of i rounded down to width) + src] : a broadcast from lane src of each segment.
+void broadcast(const int* x, int* out, int n, int src, int width);
+/// ballots[w] = __ballot_sync of x > 0 over warp w; any/all per warp into any_all[2w], [2w+1].
+void vote(const float* x, unsigned* ballots, int* any_all, int n, int threads);
+/// Writes, at every (row, col) of a rows x cols matrix, row * cols + col, using a 2D grid of 2D blocks.
+void index_2d(int* out, int rows, int cols, int block_x, int block_y);
+/// bins[v % nbins] += 1 for each v of values (atomicAdd), and *maximum = max of values (atomicMax).
+void histogram(const int* values, int n, int* bins, int nbins, int* maximum);
+
+// Planted bugs, each reported by the emulator.
+void early_return_before_barrier(float* x, int n, int threads);
+void barrier_in_branch(float* x, int threads);
+void different_barriers(float* x, int threads);
+void shuffle_in_branch(float* x, int threads);
+void shuffle_outside_mask(float* x);
+void bad_shuffle_width(float* x);
+void mismatched_warp_ops(float* x);
+void write_past_end(float* x, int n, int threads);
+void read_before_start(const float* x, float* y, int n);
+void launch_too_many_threads(float* x);
+void launch_zero_blocks(float* x);
+
+}  // namespace emu_test
