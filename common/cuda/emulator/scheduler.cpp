@@ -7,8 +7,6 @@
 // scheduler completes the warp operations whose lanes have all arrived, or, when
 // none can complete, opens the barrier if every thread waits at the same one.
 // When neither can happen, the block has a synchronization bug, which is reported.
-#include <ucontext.h>
-
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "fiber.hpp"
 #include "internal.hpp"
 
 #if ATTN_EMU_ASAN
@@ -55,7 +54,7 @@ struct Thread {
   std::source_location where;  // the synchronization point it waits at
   WarpRequest request{};       // what it asked, while at_warp_op
   std::uint64_t result = 0;    // the warp operation's answer for this lane
-  ucontext_t context{};
+  internal::Fiber fiber;
   char* stack = nullptr;       // lowest address of its stack
   void* fake_stack = nullptr;  // AddressSanitizer's record of this stack
 };
@@ -95,7 +94,7 @@ struct Block {
   const std::function<void()>* body = nullptr;
   std::vector<Thread> threads;
   Thread* running = nullptr;  // the thread whose fiber is running, or nullptr in the scheduler
-  ucontext_t scheduler{};
+  internal::Fiber scheduler;  // where the scheduler waits while a thread runs
   std::string failure;  // a bug a thread found in its own call; the scheduler throws it
   struct alignas(16) Chunk {
     unsigned char bytes[16];
@@ -158,7 +157,7 @@ void run_thread(Block& b, Thread& t) {
   b.running = &t;
   threadIdx = t.idx;
   start_switch(&b.scheduler_fake_stack, t.stack, kStackBytes);
-  swapcontext(&b.scheduler, &t.context);
+  internal::switch_fiber(b.scheduler, t.fiber);
   finish_switch(b.scheduler_fake_stack, nullptr, nullptr);
   b.running = nullptr;
 }
@@ -167,7 +166,7 @@ void run_thread(Block& b, Thread& t) {
 void yield_to_scheduler(Block& b, bool for_good) {
   Thread& t = *b.running;
   start_switch(for_good ? nullptr : &t.fake_stack, b.scheduler_stack, b.scheduler_stack_bytes);
-  swapcontext(&t.context, &b.scheduler);
+  internal::switch_fiber(t.fiber, b.scheduler);
   finish_switch(t.fake_stack, &b.scheduler_stack, &b.scheduler_stack_bytes);
 }
 
@@ -339,21 +338,13 @@ void release_barrier(Block& b) {
   for (Thread& t : b.threads) t.state = Thread::ready;
 }
 
-/// Gives `t` a fresh fiber that starts in thread_main. (getcontext returns twice,
-/// like setjmp: it is kept out of functions with loops.)
-void make_fiber(Thread& t) {
-  t.state = Thread::ready;
-  t.fake_stack = nullptr;
-  getcontext(&t.context);
-  t.context.uc_stack.ss_sp = t.stack;
-  t.context.uc_stack.ss_size = kStackBytes;
-  t.context.uc_link = nullptr;
-  makecontext(&t.context, &thread_main, 0);
-}
-
 void run_block(Block& b) {
   const std::size_t n = b.threads.size();
-  for (Thread& t : b.threads) make_fiber(t);
+  for (Thread& t : b.threads) {
+    t.state = Thread::ready;
+    t.fake_stack = nullptr;
+    internal::make_fiber(t.fiber, t.stack, kStackBytes, &thread_main);
+  }
   // __shared__ variables start with what the last block left, as on a GPU; the
   // dynamic shared memory starts as NaN.
   if (!b.dynamic_shared.empty())
