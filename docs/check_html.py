@@ -5,6 +5,7 @@
     styles) that could open a formula (not a price, not "the $ sign"), or a
     Doxygen formula command (\\f$, \\f[, \\f], or the internal \\_form#N)
     that reached the HTML;
+  - Markdown bold that Doxygen left as **asterisks**;
   - anything loaded from the network: an http(s) address of MathJax or of a CDN;
   - MathJax missing: a page that loads mathjax/MathJax.js while the copy is absent;
   - an image or object whose file is not in the site.
@@ -87,6 +88,9 @@ def check(html_dir: Path) -> list[str]:
         for line, data in page.texts:
             for m in RAW_FORMULA.finditer(data):
                 problems.append(f"{path}:{line}: Doxygen formula command in the text: {data.strip()[:80]!r}")
+            for m in re.finditer(r"\*\*(?=\S)|(?<=\S)\*\*", data):
+                context = data[max(0, m.start() - 30) : m.end() + 30].strip()
+                problems.append(f"{path}:{line}: Markdown bold left unrendered: {context!r}")
             for m in UNTYPESET.finditer(data):
                 context = data[max(0, m.start() - 30) : m.end() + 30].strip()
                 problems.append(f"{path}:{line}: raw '$' in the text (untypeset math?): {context!r}")

@@ -23,8 +23,8 @@ Doxygen on every *.md input (FILTER_PATTERNS), rewrites one file to stdout:
           -> the repository path as code, since the site does not carry them.
   quotes  "text" -> “text” outside code: Doxygen would show straight-quoted text
           verbatim, formulas and code spans included.
-  bold    **bold** and *emphasis* around a formula -> <b>, <em>, which Doxygen
-          renders (it leaves Markdown emphasis around a formula as asterisks).
+  bold    **bold** and *emphasis* -> <b>, <em>: Doxygen leaves Markdown emphasis
+          unrendered when it starts with a parenthesis, a code span or a formula.
 
 Line numbers are kept (nothing is inserted before the end of the file), so
 Doxygen's warnings point at the right line of the original file.
@@ -52,16 +52,10 @@ class Protected:
 
     def __init__(self) -> None:
         self.items: list[str] = []
-        self.formulas: set[int] = set()
 
-    def put(self, text: str, formula: bool = False) -> str:
+    def put(self, text: str) -> str:
         self.items.append(text)
-        if formula:
-            self.formulas.add(len(self.items) - 1)
         return f"{_OPEN}{len(self.items) - 1}{_CLOSE}"
-
-    def has_formula(self, text: str) -> bool:
-        return any(int(m.group(1)) in self.formulas for m in _PLACEHOLDER.finditer(text))
 
     def restore(self, text: str) -> str:
         # Protected pieces may contain placeholders themselves (a code span in a link).
@@ -215,13 +209,13 @@ def convert_math(text: str, keep: Protected) -> str:
         if m:
             span = keep.items[int(m.group(1))]
             ticks = len(span) - len(span.lstrip("`"))
-            out.append(keep.put("\\f$" + span[ticks:-ticks].strip() + "\\f$", formula=True))
+            out.append(keep.put("\\f$" + span[ticks:-ticks].strip() + "\\f$"))
             i = m.end()
             continue
         if text.startswith("$$", i):
             end = _find_closing(text, i + 2, "$$")
             if end is not None and text[i + 2 : end].strip():
-                out.append(keep.put("\\f[" + text[i + 2 : end] + "\\f]", formula=True))
+                out.append(keep.put("\\f[" + text[i + 2 : end] + "\\f]"))
                 i = end + 2
                 continue
             out.append("$$")
@@ -230,7 +224,7 @@ def convert_math(text: str, keep: Protected) -> str:
         if i + 1 < n and not text[i + 1].isspace():
             end = _find_inline_close(text, i + 1)
             if end is not None:
-                out.append(keep.put("\\f$" + text[i + 1 : end] + "\\f$", formula=True))
+                out.append(keep.put("\\f$" + text[i + 1 : end] + "\\f$"))
                 i = end + 1
                 continue
         out.append("$")  # a dollar sign, not math: Doxygen prints it as it is
@@ -399,13 +393,15 @@ _EMPHASIS = [
 ]
 
 
-def html_emphasis(text: str, keep: Protected) -> str:
-    """**bold** and *emphasis* holding a formula -> <b>, <em>: Doxygen 1.9.4 leaves
-    Markdown emphasis around a formula unrendered, asterisks and all."""
+def html_emphasis(text: str) -> str:
+    """**bold** and *emphasis* (within a line) -> <b>, <em>.
+
+    Doxygen 1.9.4 renders Markdown emphasis only when the text inside starts with
+    a letter, a digit or one of a few signs; "**(B, H, T, D)**", "*(coming)*",
+    "**`code`**" or emphasis around a formula reach the page with their asterisks.
+    """
     for pattern, tag in _EMPHASIS:
-        text = pattern.sub(
-            lambda m: f"<{tag}>{m.group(1)}</{tag}>" if keep.has_formula(m.group(1)) else m.group(0),
-            text)
+        text = pattern.sub(lambda m: f"<{tag}>{m.group(1)}</{tag}>", text)
     return text
 
 
@@ -422,7 +418,7 @@ def filter_markdown(text: str, source: Path) -> str:
     body = convert_math(body, keep)
     body = rewrite_links(body, source, page, keep)
     body = curl_quotes(body, keep)
-    body = html_emphasis(body, keep)
+    body = html_emphasis(body)
     body = keep.restore(body)
     if page is not None and page[0] != "index":
         body = body.rstrip("\n") + "\n\\tableofcontents\n"

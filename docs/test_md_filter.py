@@ -84,9 +84,12 @@ class DoxygenQuirks(unittest.TestCase):
         self.assertIn("\u201cGQA with \\f$G = H\\f$\u201d", run('"GQA with $G = H$"'))
         self.assertIn('<img src="a.svg">', run('<img src="a.svg">'))
 
-    def test_emphasis_around_a_formula_becomes_html(self):
+    def test_emphasis_becomes_html(self):
         self.assertIn(r"<b>Zero instead of \f$-\infty\f$</b>", run(r"**Zero instead of $-\infty$**"))
-        self.assertIn("**bold**", run("**bold**"))
+        self.assertIn("laid out <b>(B, H, T, D)</b>,", run("laid out **(B, H, T, D)**,"))
+        self.assertIn("cache <em>(coming)</em>", run("cache *(coming)*"))
+        self.assertIn("<b>`code` first</b>", run("**`code` first**"))
+        self.assertIn("a*b*c and 2 * 3 * 4", run("a*b*c and 2 * 3 * 4"))
         self.assertIn("q_offset and k_max", run("q_offset and k_max"))
 
 
