@@ -354,6 +354,9 @@ def rewrite_links(text: str, source: Path, page: tuple[str, str] | None, keep: P
                 return keep.put(f"![{label}]({resolved.name})")
             return keep.put(m.group(0))
         target_page = page_of(resolved)
+        index_page = {("lessons",): "lessons", ("docs", "notes"): "notes"}.get(rel.parts)
+        if index_page and not anchor:  # the folder of the lessons or of the notes
+            return keep.put(f"[{plain(label)}](@ref {index_page})")
         if target_page is not None:
             ref = f"{target_page[1]}-{label_chars(anchor)}" if anchor else target_page[0]
             return keep.put(f"[{plain(label)}](@ref {ref})")

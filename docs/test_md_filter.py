@@ -69,6 +69,7 @@ class Links(unittest.TestCase):
         self.assertIn("[here](@ref lesson02-1-why)", run("[here](#1-why)"))
         self.assertIn("[n](@ref note_numerics)", run("[n](../../docs/notes/numerics.md)"))
         self.assertIn("[home](@ref index)", run("[home](../../README.md)"))
+        self.assertIn("[the notes](@ref notes)", run("[the notes](../../docs/notes/)"))
 
     def test_headers_figures_and_other_files(self):
         self.assertIn("[causal.hpp](@ref causal.hpp)", run("[`causal.hpp`](causal.hpp)"))
