@@ -189,6 +189,12 @@ __global__ void read_before_start_kernel(const float* x, float* y, int n) {
   if (i < n) y[i] = x[i - 1];  // BUG: x[-1] for i == 0
 }
 
+__global__ void huge_local_array_kernel(float* x) {
+  float big[256 * 1024];  // BUG: 1 MiB of local memory per thread
+  for (int i = 0; i < 256 * 1024; ++i) big[i] = x[threadIdx.x] + static_cast<float>(i);
+  x[threadIdx.x] = big[threadIdx.x * 7];
+}
+
 void check_launch() { ATTN_CUDA_CHECK(cudaGetLastError()); }
 
 }  // namespace
@@ -308,6 +314,11 @@ void write_past_end(float* x, int n, int threads) {
 
 void read_before_start(const float* x, float* y, int n) {
   ATTN_LAUNCH(read_before_start_kernel, blocks_for(n, 128), 128, 0, x, y, n);
+  check_launch();
+}
+
+void huge_local_array(float* x) {
+  ATTN_LAUNCH(huge_local_array_kernel, 1, 32, 0, x);
   check_launch();
 }
 

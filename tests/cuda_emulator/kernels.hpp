@@ -35,6 +35,7 @@ void bad_shuffle_width(float* x);
 void mismatched_warp_ops(float* x);
 void write_past_end(float* x, int n, int threads);
 void read_before_start(const float* x, float* y, int n);
+void huge_local_array(float* x);
 void launch_too_many_threads(float* x);
 void launch_zero_blocks(float* x);
 

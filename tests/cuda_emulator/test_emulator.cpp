@@ -348,6 +348,16 @@ TEST_CASE("host code that dereferences a device pointer stops the program, as on
   CHECK(contains(child.stderr_text, "host code touched device memory"));
 }
 
+TEST_CASE("a kernel whose local array overflows its thread's stack stops the program, naming the thread") {
+  const auto child = run_in_child([] {
+    DeviceBuffer<float> x(32);
+    emu_test::huge_local_array(x.get());
+  });
+  CHECK(child.killed_by_segv);
+  CHECK(contains(child.stderr_text, "stack overflow"));
+  CHECK(contains(child.stderr_text, "in kernel 'huge_local_array_kernel', block (0,0,0), thread ("));
+}
+
 TEST_CASE("cudaMemcpy and cudaFree refuse ranges and pointers that are not device allocations") {
   DeviceBuffer<float> x(10);
   std::vector<float> host(11, 1.0f);

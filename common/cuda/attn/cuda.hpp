@@ -7,9 +7,10 @@
 ///     ATTN_LAUNCH(kernel, grid, block, smem_bytes, args...);   // kernel<<<grid, block, smem_bytes>>>(args...)
 ///     ATTN_DYNAMIC_SHARED(float, tile);                        // extern __shared__ float tile[];
 ///
-/// Under nvcc this header includes <cuda_runtime.h> and nothing else changes.
-/// Under a host compiler it includes attn/cuda_emulator.hpp, which runs every
-/// CUDA thread of a block on its own fiber (see common/cuda/README.md).
+/// Under nvcc this header includes <cuda_runtime.h> and nothing else changes; so
+/// does host code of a GPU build (ATTN_CUDA_GPU defined), which may call the runtime
+/// but not launch kernels. Otherwise it includes attn/cuda_emulator.hpp, which runs
+/// every CUDA thread of a block on its own fiber (see common/cuda/README.md).
 ///
 /// ATTN_CUDA_CHECK(call) turns a failed runtime call into attn::cuda::Error on
 /// both targets: check every runtime call, and cudaGetLastError() after every launch.
@@ -19,8 +20,11 @@
 #include <stdexcept>
 #include <string>
 
-#if defined(__CUDACC__)
+#if defined(__CUDACC__) || defined(ATTN_CUDA_GPU)
+#define ATTN_CUDA_RUNTIME 1
 #include <cuda_runtime.h>
+#else
+#define ATTN_CUDA_RUNTIME 0
 #endif
 
 namespace attn::cuda {
@@ -38,7 +42,7 @@ struct LaunchError : Error {
 };
 
 /// Which machine runs the kernels of this build: "CUDA GPU" or "CPU emulator".
-#if defined(__CUDACC__)
+#if ATTN_CUDA_RUNTIME
 inline constexpr const char* kTarget = "CUDA GPU";
 #else
 inline constexpr const char* kTarget = "CPU emulator";
@@ -46,7 +50,7 @@ inline constexpr const char* kTarget = "CPU emulator";
 
 }  // namespace attn::cuda
 
-#if !defined(__CUDACC__)
+#if !ATTN_CUDA_RUNTIME
 #include "attn/cuda_emulator.hpp"
 #endif
 
@@ -73,7 +77,7 @@ inline void check(cudaError_t status, const char* call,
 #define ATTN_DYNAMIC_SHARED(T, name)                                  \
   extern __shared__ __align__(16) unsigned char attn_dynamic_smem_[]; \
   T* name = reinterpret_cast<T*>(attn_dynamic_smem_)
-#else
+#elif !ATTN_CUDA_RUNTIME
 #define ATTN_LAUNCH(kernel, grid, block, smem, ...) \
   ::attn::cuda::emu::launch(#kernel, kernel, (grid), (block), (smem) __VA_OPT__(, ) __VA_ARGS__)
 #define ATTN_DYNAMIC_SHARED(T, name) \
