@@ -109,7 +109,7 @@ TEST_CASE("the block reduction gives a wrong answer when its barriers are remove
   }
 }
 
-TEST_CASE("one fixed order can hide a missing barrier; the default shuffled order does not") {
+TEST_CASE("one fixed order can hide a missing barrier, which is why the default order is shuffled") {
   // Run last to first, every thread finds the partial sums it needs already done.
   const auto x = ramp(3001);
   ScheduleScope scope(Schedule::reverse);
@@ -164,7 +164,7 @@ TEST_CASE("a prefix sum with two barriers per step is right, and wrong without t
   }
 }
 
-TEST_CASE("dynamic shared memory holds what the launch asks for; more than 48 KiB needs an opt-in") {
+TEST_CASE("dynamic shared memory holds what the launch asks for, and more than 48 KiB needs an opt-in") {
   const auto x = ramp(3000);
   DeviceBuffer<float> dx(x);
   DeviceBuffer<float> partial(3);
