@@ -88,7 +88,7 @@ def check(html_dir: Path) -> list[str]:
         for line, data in page.texts:
             for m in RAW_FORMULA.finditer(data):
                 problems.append(f"{path}:{line}: Doxygen formula command in the text: {data.strip()[:80]!r}")
-            for m in re.finditer(r"\*\*(?=\S)|(?<=\S)\*\*", data):
+            for m in re.finditer(r"\*\*\S(?:[^*\n]*?\S)?\*\*", data):
                 context = data[max(0, m.start() - 30) : m.end() + 30].strip()
                 problems.append(f"{path}:{line}: Markdown bold left unrendered: {context!r}")
             for m in UNTYPESET.finditer(data):
