@@ -26,8 +26,9 @@ Doxygen on every *.md input (FILTER_PATTERNS), rewrites one file to stdout:
   bold    **bold** and *emphasis* -> <b>, <em>: Doxygen leaves Markdown emphasis
           unrendered when it starts with a parenthesis, a code span or a formula.
 
-Line numbers are kept (nothing is inserted before the end of the file), so
-Doxygen's warnings point at the right line of the original file.
+Line numbers are kept (nothing is inserted before the end of the file, except
+a title for a page that has none), so Doxygen's warnings point at the right
+line of the original file.
 
 Usage: md_filter.py FILE   (what Doxygen runs; standard library only)
 """
