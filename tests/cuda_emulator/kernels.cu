@@ -3,6 +3,8 @@
 
 #include "attn/cuda.hpp"
 
+#include <stdexcept>
+
 namespace emu_test {
 namespace {
 
@@ -195,6 +197,15 @@ __global__ void huge_local_array_kernel(float* x) {
   x[threadIdx.x] = big[threadIdx.x * 7];
 }
 
+__global__ void throwing_kernel(int* x) {
+#if defined(__CUDACC__)
+  x[threadIdx.x] = 0;
+#else
+  if (threadIdx.x == 5) throw std::out_of_range("thread 5 gave up");
+  x[threadIdx.x] = 0;
+#endif
+}
+
 void check_launch() { ATTN_CUDA_CHECK(cudaGetLastError()); }
 
 }  // namespace
@@ -319,6 +330,11 @@ void read_before_start(const float* x, float* y, int n) {
 
 void huge_local_array(float* x) {
   ATTN_LAUNCH(huge_local_array_kernel, 1, 32, 0, x);
+  check_launch();
+}
+
+void throw_in_kernel(int* x) {
+  ATTN_LAUNCH(throwing_kernel, 1, 32, 0, x);
   check_launch();
 }
 

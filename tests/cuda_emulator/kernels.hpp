@@ -37,6 +37,8 @@ void write_past_end(float* x, int n, int threads);
 void read_before_start(const float* x, float* y, int n);
 void huge_local_array(float* x);
 void launch_too_many_threads(float* x);
+/// Emulator only: thread 5 throws std::out_of_range (a scaffold's kernels throw attn::NotImplemented).
+void throw_in_kernel(int* x);
 void launch_zero_blocks(float* x);
 
 }  // namespace emu_test

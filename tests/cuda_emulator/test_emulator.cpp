@@ -9,6 +9,7 @@
 #include <cmath>
 #include <functional>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -314,6 +315,13 @@ TEST_CASE("a block of more than 1024 threads or an empty grid is refused") {
 TEST_CASE("after a reported bug the emulator runs the next launch normally") {
   DeviceBuffer<float> x(ramp(300));
   CHECK_THROWS_AS(emu_test::early_return_before_barrier(x.get(), 300, 256), LaunchError);
+  const auto data = ramp(3001);
+  CHECK(equal_sums(block_sums(data, 256, true), chunk_sums(data, 256)));
+}
+
+TEST_CASE("an exception thrown in a kernel reaches the host with its own type") {
+  DeviceBuffer<int> x(32);
+  CHECK_THROWS_WITH_AS(emu_test::throw_in_kernel(x.get()), "thread 5 gave up", std::out_of_range);
   const auto data = ramp(3001);
   CHECK(equal_sums(block_sums(data, 256, true), chunk_sums(data, 256)));
 }

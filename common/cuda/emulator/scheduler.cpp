@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -95,7 +96,8 @@ struct Block {
   std::vector<Thread> threads;
   Thread* running = nullptr;  // the thread whose fiber is running, or nullptr in the scheduler
   internal::Fiber scheduler;  // where the scheduler waits while a thread runs
-  std::string failure;  // a bug a thread found in its own call; the scheduler throws it
+  std::string failure;       // a bug a thread found in its own call; the scheduler throws it
+  std::exception_ptr thrown;  // an exception the kernel itself threw; the scheduler rethrows it
   struct alignas(16) Chunk {
     unsigned char bytes[16];
   };
@@ -184,8 +186,8 @@ void thread_main() {
   finish_switch(nullptr, &b.scheduler_stack, &b.scheduler_stack_bytes);
   try {
     (*b.body)();
-  } catch (const std::exception& e) {
-    b.failure = report(b, *b.running, std::string("the kernel threw: ") + e.what());
+  } catch (...) {
+    b.thrown = std::current_exception();
   }
   b.running->state = Thread::exited;
   yield_to_scheduler(b, true);
@@ -359,6 +361,7 @@ void run_block(Block& b) {
       if (t.state != Thread::ready) continue;
       run_thread(b, t);
       if (!b.failure.empty()) throw LaunchError(b.failure);
+      if (b.thrown) std::rethrow_exception(b.thrown);
     }
     finished = static_cast<std::size_t>(std::count_if(
         b.threads.begin(), b.threads.end(), [](const Thread& t) { return t.state == Thread::exited; }));
