@@ -65,6 +65,25 @@ __global__ void block_scan_kernel(const unsigned* in, unsigned* out) {
   out[tid] = buf[tid];
 }
 
+// C = A B, (m, k) x (k, n), in 16 x 16 tiles staged in shared memory.
+template <bool kBarrier>
+__global__ void matmul_tiled_kernel(const float* a, const float* b, float* c, int m, int k, int n) {
+  constexpr int kTile = 16;
+  __shared__ float a_tile[kTile][kTile];
+  __shared__ float b_tile[kTile][kTile];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int row = blockIdx.y * kTile + ty, col = blockIdx.x * kTile + tx;
+  float acc = 0.0f;
+  for (int t = 0; t < k; t += kTile) {
+    a_tile[ty][tx] = row < m && t + tx < k ? a[row * k + t + tx] : 0.0f;
+    b_tile[ty][tx] = t + ty < k && col < n ? b[(t + ty) * n + col] : 0.0f;
+    if constexpr (kBarrier) __syncthreads();  // the tiles are complete
+    for (int j = 0; j < kTile; ++j) acc += a_tile[ty][j] * b_tile[j][tx];
+    if constexpr (kBarrier) __syncthreads();  // everyone is done with them
+  }
+  if (row < m && col < n) c[row * n + col] = acc;
+}
+
 // --- Warps. ---
 
 __device__ float warp_sum_by_xor(float v) {
@@ -242,6 +261,16 @@ void block_scan(const unsigned* in, unsigned* out, int n, bool with_barrier) {
     ATTN_LAUNCH(block_scan_kernel<true>, 1, n, 0, in, out);
   } else {
     ATTN_LAUNCH(block_scan_kernel<false>, 1, n, 0, in, out);
+  }
+  check_launch();
+}
+
+void matmul_tiled(const float* a, const float* b, float* c, int m, int k, int n, bool with_barrier) {
+  const dim3 grid(static_cast<unsigned>(blocks_for(n, 16)), static_cast<unsigned>(blocks_for(m, 16)));
+  if (with_barrier) {
+    ATTN_LAUNCH(matmul_tiled_kernel<true>, grid, dim3(16, 16), 0, a, b, c, m, k, n);
+  } else {
+    ATTN_LAUNCH(matmul_tiled_kernel<false>, grid, dim3(16, 16), 0, a, b, c, m, k, n);
   }
   check_launch();
 }

@@ -11,6 +11,8 @@ void block_sum_dynamic(const float* x, float* partial, int n, int threads, int s
 void reverse_chunks(int* data, int n, int threads, bool with_barrier);
 /// Hillis-Steele inclusive prefix sum of one block of n <= 1024 values in shared memory.
 void block_scan(const unsigned* in, unsigned* out, int n, bool with_barrier);
+/// c = a b for row-major (m, k) and (k, n), in 16 x 16 shared-memory tiles.
+void matmul_tiled(const float* a, const float* b, float* c, int m, int k, int n, bool with_barrier);
 /// out[w] = sum over warp w of x (one value per thread); three ways: xor butterfly, shfl_down, shfl_up scan.
 void warp_sum_xor(const float* x, float* out, int n, int threads);
 void warp_sum_down(const float* x, float* out, int n, int threads);

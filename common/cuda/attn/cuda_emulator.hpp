@@ -22,9 +22,10 @@
 #include <type_traits>
 
 // ---------------------------------------------------------------------------
-// Qualifiers. A kernel is an ordinary function; __shared__ makes a variable
-// static, so all the CUDA threads of a block (which run one block at a time, on
-// one host thread) see the same one.
+// Qualifiers. A kernel is an ordinary function. __shared__ makes a variable
+// static, so all the CUDA threads of a block see the same one (blocks run one at
+// a time), and thread_local: each launch runs on a new host thread, so shared
+// memory starts at zero in every launch instead of keeping the last one's values.
 // ---------------------------------------------------------------------------
 #define __global__
 #define __device__
@@ -32,7 +33,7 @@
 #define __constant__
 #define __forceinline__ inline
 #define __noinline__
-#define __shared__ static
+#define __shared__ static thread_local
 #define __align__(n) alignas(n)
 #define __launch_bounds__(...)
 

@@ -31,6 +31,19 @@ void set_device_access(bool open);
 /// Installs the SIGSEGV handler that explains faults on guard pages, unless it is installed.
 void install_fault_handler();
 
+/// While it lives, the calling host thread handles signals on a stack of its own,
+/// so that a fiber's stack overflow can still be reported.
+class AlternateSignalStack {
+ public:
+  AlternateSignalStack();
+  ~AlternateSignalStack();
+  AlternateSignalStack(const AlternateSignalStack&) = delete;
+  AlternateSignalStack& operator=(const AlternateSignalStack&) = delete;
+
+ private:
+  char* memory_;
+};
+
 /// Whether `address` lies in the guard page below a CUDA thread's stack.
 bool is_stack_guard(std::uintptr_t address);
 

@@ -148,17 +148,23 @@ void set_device_access(bool open) {
   for (const auto& [start, a] : allocations) protect(a, open);
 }
 
+constexpr std::size_t kSignalStackBytes = 64 * 1024;
+
+AlternateSignalStack::AlternateSignalStack() : memory_(new char[kSignalStackBytes]) {
+  stack_t stack{};
+  stack.ss_sp = memory_;
+  stack.ss_size = kSignalStackBytes;
+  sigaltstack(&stack, nullptr);
+}
+
+AlternateSignalStack::~AlternateSignalStack() {
+  stack_t off{};
+  off.ss_flags = SS_DISABLE;
+  sigaltstack(&off, nullptr);
+  delete[] memory_;
+}
+
 void install_fault_handler() {
-  // A stack overflow leaves no stack to run the handler on: give it its own.
-  static char alternate_stack[64 * 1024];
-  stack_t current{};
-  sigaltstack(nullptr, &current);
-  if (current.ss_flags & SS_DISABLE) {
-    stack_t stack{};
-    stack.ss_sp = alternate_stack;
-    stack.ss_size = sizeof alternate_stack;
-    sigaltstack(&stack, nullptr);
-  }
   // Test frameworks install their own handler for every test case: come back on top of it.
   struct sigaction installed {};
   sigaction(SIGSEGV, nullptr, &installed);

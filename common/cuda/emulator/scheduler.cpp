@@ -18,6 +18,7 @@
 #include <sstream>
 #include <utility>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fiber.hpp"
@@ -452,15 +453,27 @@ void run_grid(const LaunchConfig& config, const std::function<void()>& thread_bo
       }
   b.dynamic_shared.resize((config.dynamic_shared_bytes + sizeof(Block::Chunk) - 1) / sizeof(Block::Chunk));
 
-  LaunchScope scope(b);
-  gridDim = config.grid;
-  blockDim = config.block;
-  for (unsigned z = 0; z < config.grid.z; ++z)
-    for (unsigned y = 0; y < config.grid.y; ++y)
-      for (unsigned x = 0; x < config.grid.x; ++x) {
-        blockIdx = {x, y, z};
-        run_block(b);
-      }
+  // The blocks run on a host thread of their own, made for this launch: the
+  // __shared__ variables (thread_local) start at zero in every launch.
+  std::exception_ptr error;
+  std::thread launch_thread([&] {
+    internal::AlternateSignalStack signal_stack;
+    try {
+      LaunchScope scope(b);
+      gridDim = config.grid;
+      blockDim = config.block;
+      for (unsigned z = 0; z < config.grid.z; ++z)
+        for (unsigned y = 0; y < config.grid.y; ++y)
+          for (unsigned x = 0; x < config.grid.x; ++x) {
+            blockIdx = {x, y, z};
+            run_block(b);
+          }
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  launch_thread.join();
+  if (error) std::rethrow_exception(error);
 }
 
 cudaError_t set_kernel_attribute(KernelId kernel, cudaFuncAttribute attribute, int value) {
