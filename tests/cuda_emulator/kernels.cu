@@ -148,6 +148,27 @@ __global__ void histogram_kernel(const int* values, int n, int* bins, int nbins,
   atomicMax(maximum, values[i]);
 }
 
+__global__ void barrier_votes_kernel(const float* x, int* out, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  const int positive = i < n && x[i] > 0.0f;
+  const int count = __syncthreads_count(positive);
+  const int all = __syncthreads_and(positive);
+  const int any = __syncthreads_or(positive);
+  if (threadIdx.x == 0) {
+    out[3 * blockIdx.x] = count;
+    out[3 * blockIdx.x + 1] = all;
+    out[3 * blockIdx.x + 2] = any;
+  }
+}
+
+__global__ void float4_copy_kernel(const float4* in, float4* out, int n4) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n4) {
+    const float4 v = in[i];
+    out[i] = make_float4(v.w, v.z, v.y, v.x);
+  }
+}
+
 // --- Planted bugs. ---
 
 __global__ void early_return_kernel(float* x, int n) {
@@ -297,6 +318,17 @@ void broadcast(const int* x, int* out, int n, int src, int width) {
 
 void vote(const float* x, unsigned* ballots, int* any_all, int n, int threads) {
   ATTN_LAUNCH(vote_kernel, blocks_for(n, threads), threads, 0, x, ballots, any_all, n);
+  check_launch();
+}
+
+void barrier_votes(const float* x, int* out, int n, int threads) {
+  ATTN_LAUNCH(barrier_votes_kernel, blocks_for(n, threads), threads, 0, x, out, n);
+  check_launch();
+}
+
+void reverse_quads(const float* in, float* out, int n) {
+  ATTN_LAUNCH(float4_copy_kernel, blocks_for(n / 4, 64), 64, 0, reinterpret_cast<const float4*>(in),
+              reinterpret_cast<float4*>(out), n / 4);
   check_launch();
 }
 

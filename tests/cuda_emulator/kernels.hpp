@@ -22,6 +22,10 @@ void segment_scan_up(const int* x, int* out, int n, int width);
 void broadcast(const int* x, int* out, int n, int src, int width);
 /// ballots[w] = __ballot_sync of x > 0 over warp w; any/all per warp into any_all[2w], [2w+1].
 void vote(const float* x, unsigned* ballots, int* any_all, int n, int threads);
+/// Per block b: out[3b] = __syncthreads_count(x > 0), out[3b+1] = _and, out[3b+2] = _or.
+void barrier_votes(const float* x, int* out, int n, int threads);
+/// Reverses each group of 4 floats with float4 loads and stores (n a multiple of 4).
+void reverse_quads(const float* in, float* out, int n);
 /// Writes, at every (row, col) of a rows x cols matrix, row * cols + col, using a 2D grid of 2D blocks.
 void index_2d(int* out, int rows, int cols, int block_x, int block_y);
 /// bins[v % nbins] += 1 for each v of values (atomicAdd), and *maximum = max of values (atomicMax).

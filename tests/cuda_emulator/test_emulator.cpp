@@ -261,6 +261,32 @@ TEST_CASE("ballot, any and all report each lane's predicate") {
   CHECK(any_all.download() == std::vector<int>{1, 0, 1, 0, 1, 1, 1, 0});
 }
 
+TEST_CASE("__syncthreads_count, _and and _or count the block's predicates") {
+  const int n = 200;  // blocks of 64: the last has 8 threads with data
+  std::vector<float> x(n);
+  for (int i = 0; i < n; ++i) x[static_cast<std::size_t>(i)] = (i < 64 || i % 5 == 0) ? 1.0f : -1.0f;
+  DeviceBuffer<float> dx(x);
+  DeviceBuffer<int> out(12);
+  emu_test::barrier_votes(dx.get(), out.get(), n, 64);
+  std::vector<int> want;
+  for (int b = 0; b < 4; ++b) {
+    int count = 0;
+    for (int i = b * 64; i < std::min(n, (b + 1) * 64); ++i) count += x[static_cast<std::size_t>(i)] > 0;
+    want.insert(want.end(), {count, count == 64, count > 0});
+  }
+  CHECK(out.download() == want);
+}
+
+TEST_CASE("float4 loads and stores move four floats at once") {
+  const int n = 4 * 37;
+  const auto x = ramp(n);
+  DeviceBuffer<float> in(x), out(x.size());
+  emu_test::reverse_quads(in.get(), out.get(), n);
+  std::vector<float> want(x);
+  for (int i = 0; i < n; i += 4) std::reverse(want.begin() + i, want.begin() + i + 4);
+  CHECK(out.download() == want);
+}
+
 TEST_CASE("a 2D grid of 2D blocks covers an odd-sized matrix exactly once") {
   for (const auto& [bx, by] : {std::pair{16, 8}, std::pair{32, 32}, std::pair{7, 3}}) {
     const int rows = 37, cols = 53;

@@ -51,6 +51,35 @@ struct dim3 {
   constexpr operator uint3() const { return {x, y, z}; }
 };
 
+// The vector types, with CUDA's alignment (a float4 load is one 16-byte access on a GPU).
+struct alignas(8) float2 {
+  float x, y;
+};
+struct float3 {
+  float x, y, z;
+};
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+struct alignas(8) int2 {
+  int x, y;
+};
+struct alignas(16) int4 {
+  int x, y, z, w;
+};
+struct alignas(8) uint2 {
+  unsigned int x, y;
+};
+struct alignas(16) uint4 {
+  unsigned int x, y, z, w;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline float3 make_float3(float x, float y, float z) { return {x, y, z}; }
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline int2 make_int2(int x, int y) { return {x, y}; }
+inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
+inline uint3 make_uint3(unsigned int x, unsigned int y, unsigned int z) { return {x, y, z}; }
+
 /// The running CUDA thread's coordinates. The scheduler sets them before it
 /// switches to a thread, so a debugger shows the values of the thread it stopped in.
 inline uint3 threadIdx{0, 0, 0};
@@ -197,8 +226,9 @@ void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, 
 /// The running block's dynamic shared memory (ATTN_DYNAMIC_SHARED), 16-byte aligned.
 void* dynamic_shared_memory();
 
-/// The block barrier: returns when every thread of the block has called it.
-void syncthreads(std::source_location where);
+/// The block barrier: returns, when every thread of the block has called it, how
+/// many of them passed a non-zero `predicate`.
+int syncthreads(std::source_location where, int predicate);
 
 /// A warp-collective operation, as one lane asks for it.
 struct WarpRequest {
@@ -236,7 +266,17 @@ T from_bits(std::uint64_t bits) {
 // Device functions: barrier, warp shuffles and votes.
 // ---------------------------------------------------------------------------
 inline void __syncthreads(std::source_location where = std::source_location::current()) {
-  attn::cuda::emu::syncthreads(where);
+  attn::cuda::emu::syncthreads(where, 0);
+}
+inline int __syncthreads_count(int predicate, std::source_location where = std::source_location::current()) {
+  return attn::cuda::emu::syncthreads(where, predicate != 0);
+}
+inline int __syncthreads_and(int predicate, std::source_location where = std::source_location::current()) {
+  const int count = attn::cuda::emu::syncthreads(where, predicate != 0);
+  return count == static_cast<int>(blockDim.x * blockDim.y * blockDim.z);
+}
+inline int __syncthreads_or(int predicate, std::source_location where = std::source_location::current()) {
+  return attn::cuda::emu::syncthreads(where, predicate != 0) > 0;
 }
 
 inline void __syncwarp(unsigned mask = 0xffffffffu,

@@ -56,6 +56,8 @@ struct Thread {
   std::source_location where;  // the synchronization point it waits at
   WarpRequest request{};       // what it asked, while at_warp_op
   std::uint64_t result = 0;    // the warp operation's answer for this lane
+  int predicate = 0;           // what it passed to __syncthreads_count/_and/_or
+  int barrier_count = 0;       // how many threads passed a non-zero predicate
   internal::Fiber fiber;
   char* stack = nullptr;       // lowest address of its stack
   void* fake_stack = nullptr;  // AddressSanitizer's record of this stack
@@ -338,7 +340,12 @@ void release_barrier(Block& b) {
             std::to_string(waiting) + " of " + std::to_string(b.threads.size()) +
             " threads reached it). Every thread of a block must reach every __syncthreads: "
             "guard the work with an if instead of returning early"));
-  for (Thread& t : b.threads) t.state = Thread::ready;
+  int count = 0;
+  for (const Thread& t : b.threads) count += t.predicate;
+  for (Thread& t : b.threads) {
+    t.state = Thread::ready;
+    t.barrier_count = count;
+  }
 }
 
 void run_block(Block& b) {
@@ -493,11 +500,14 @@ void* dynamic_shared_memory() {
   return b.dynamic_shared.empty() ? nullptr : b.dynamic_shared.data();
 }
 
-void syncthreads(std::source_location where) {
+int syncthreads(std::source_location where, int predicate) {
   Block& b = require_kernel("__syncthreads");
-  b.running->state = Thread::at_barrier;
-  b.running->where = where;
+  Thread& t = *b.running;
+  t.state = Thread::at_barrier;
+  t.where = where;
+  t.predicate = predicate;
   yield_to_scheduler(b, false);
+  return t.barrier_count;
 }
 
 std::uint64_t warp_collective(const WarpRequest& request) {
