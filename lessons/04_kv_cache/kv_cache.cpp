@@ -1,0 +1,95 @@
+// Lesson 04: the KV cache. Fill in each body between TODO(04.k) and END TODO(04.k),
+// in the order of the README.
+#include "kv_cache.hpp"
+
+#include <array>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace attn {
+
+KVCache::KVCache(std::size_t batch, std::size_t kv_heads, std::size_t capacity,
+                 std::size_t head_dim)
+    : batch_(batch), kv_heads_(kv_heads), capacity_(capacity), head_dim_(head_dim) {
+  // TODO(04.1): check that every size is positive; allocate k_ and v_, (B, G, capacity, D), once
+  throw NotImplemented("04.1", "3. One buffer, allocated once");
+  // END TODO(04.1)
+}
+
+KVView KVCache::valid_prefix(const Tensor4& buffer) const {
+  // TODO(04.2): a view of positions 0 ... length_ - 1 of buffer, every batch, head and dimension
+  throw NotImplemented("04.2", "4. Views, not copies");
+  // END TODO(04.2)
+}
+
+void KVCache::append(const Tensor4& k_new, const Tensor4& v_new) {
+  // TODO(04.3): check shapes, then room (before writing anything); copy into positions length_ ... length_ + Tn - 1
+  throw NotImplemented("04.3", "5. Appending, and the full cache");
+  // END TODO(04.3)
+}
+
+void KVCache::reset() {
+  // TODO(04.4): forget the tokens, keep the buffers
+  throw NotImplemented("04.4", "5. Appending, and the full cache");
+  // END TODO(04.4)
+}
+
+std::size_t KVCache::bytes_allocated() const {
+  return kv_cache_bytes(1, batch_, kv_heads_, capacity_, head_dim_, sizeof(float));
+}
+
+std::size_t KVCache::bytes_used() const {
+  return kv_cache_bytes(1, batch_, kv_heads_, length_, head_dim_, sizeof(float));
+}
+
+std::uint64_t kv_cache_bytes(std::uint64_t layers, std::uint64_t batch, std::uint64_t kv_heads,
+                             std::uint64_t tokens, std::uint64_t head_dim,
+                             std::uint64_t element_bytes) {
+  // TODO(04.5): 2 * layers * batch * kv_heads * tokens * head_dim * element_bytes, refusing to overflow
+  throw NotImplemented("04.5", "6. The memory formula");
+  // END TODO(04.5)
+}
+
+Tensor4 gqa_attention_cached(const Tensor4& q, const KVCache& cache) {
+  // TODO(04.6): check shapes and Tq; for each (b, h) and query row i, attend over keys 0 ... length - Tq + i of KV head h / (H/G), reading the buffers in place
+  throw NotImplemented("04.6", "7. Attention over the cache");
+  // END TODO(04.6)
+}
+
+MultiLayerKVCache::MultiLayerKVCache(std::size_t layers, std::size_t batch, std::size_t kv_heads,
+                                     std::size_t capacity, std::size_t head_dim) {
+  // TODO(04.7): check layers > 0; one KVCache per layer, all of the same sizes
+  throw NotImplemented("04.7", "9. Many layers");
+  // END TODO(04.7)
+}
+
+KVCache& MultiLayerKVCache::layer(std::size_t l) {
+  return const_cast<KVCache&>(std::as_const(*this).layer(l));
+}
+
+const KVCache& MultiLayerKVCache::layer(std::size_t l) const {
+  require_in_range(l < layers_.size(), "MultiLayerKVCache::layer",
+                   "layer index out of range: expected l < " + std::to_string(layers_.size()) +
+                       " layers, given l = " + std::to_string(l));
+  return layers_[l];
+}
+
+void MultiLayerKVCache::reset() {
+  for (KVCache& c : layers_) c.reset();
+}
+
+std::size_t MultiLayerKVCache::bytes_allocated() const {
+  std::size_t bytes = 0;
+  for (const KVCache& c : layers_) bytes += c.bytes_allocated();
+  return bytes;
+}
+
+std::size_t MultiLayerKVCache::bytes_used() const {
+  std::size_t bytes = 0;
+  for (const KVCache& c : layers_) bytes += c.bytes_used();
+  return bytes;
+}
+
+}  // namespace attn
