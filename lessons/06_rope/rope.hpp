@@ -8,10 +8,10 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
 #include <vector>
 
 #include "attn/core.hpp"
+#include "decoder.hpp"  // PositionHook, lesson 05
 
 namespace attn {
 
@@ -21,15 +21,8 @@ enum class RopePairing {
   half_split  ///< (i, i + D/2): Hugging Face transformers' Llama (rotate_half)
 };
 
-/// The base of the frequencies used by Llama 1 and 2, RoFormer and SmolLM2's family default.
+/// The base of the frequencies in RoFormer and in Llama 1 and 2 (models may set their own).
 inline constexpr double kRopeTheta = 10000.0;
-
-/// Called on the projected queries and keys of a layer, right after the projection and
-/// before the keys enter the KV cache: rotates row t of q and k to absolute position
-/// first_position + t.
-/// @param q (B, H, T, D)
-/// @param k (B, G, T, D)
-using PositionHook = std::function<void(Tensor4& q, Tensor4& k, std::size_t first_position)>;
 
 /// The angular frequencies of RoPE: omega_i = theta^(-2i/D), i = 0 ... D/2 - 1, in float64.
 /// Pair i turns by position * omega_i radians: omega_0 = 1, and the last pair turns slowest.
@@ -75,7 +68,9 @@ Tensor2 half_split_to_adjacent(const Tensor2& w, std::size_t n_heads);
 /// @throws std::invalid_argument if n_heads is 0, does not divide the columns, or D is odd.
 Tensor2 adjacent_to_half_split(const Tensor2& w, std::size_t n_heads);
 
-/// A PositionHook that applies apply_rope(., first_position, pairing, theta) to q and to k.
+/// A PositionHook (lesson 05: called on every layer's q (B, H, T, D) and k (B, G, T, D) right
+/// after the projections, before k enters the cache) that applies
+/// apply_rope(., first_position, pairing, theta) to q and to k.
 /// @param pairing the pairing the weights were made for
 /// @param theta   the base of the frequencies
 /// @return        the hook; it throws what apply_rope throws

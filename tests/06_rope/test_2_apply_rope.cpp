@@ -42,25 +42,29 @@ TEST_CASE("one pair (D = 2) at position p is turned counter-clockwise by p radia
   }
 }
 
-TEST_CASE("adjacent pairs are (2i, 2i+1), half-split pairs are (i, i+D/2): D = 4 by hand") {
-  // theta = 100, D = 4: omega = (1, 100^(-1/2)) = (1, 0.1); position 1 turns pair 0 by 1 rad
-  // and pair 1 by 0.1 rad. x = (1, 2, 3, 4).
+namespace {
+// theta = 100, D = 4: omega = (1, 100^(-1/2)) = (1, 0.1); position 1 turns pair 0 by 1 rad
+// and pair 1 by 0.1 rad. x = (1, 2, 3, 4).
+Tensor4 one_two_three_four() {
   Tensor4 x({1, 1, 1, 4});
   x(0, 0, 0, 0) = 1, x(0, 0, 0, 1) = 2, x(0, 0, 0, 2) = 3, x(0, 0, 0, 3) = 4;
-  const double c1 = std::cos(1.0), s1 = std::sin(1.0), c01 = std::cos(0.1), s01 = std::sin(0.1);
-  const std::size_t p = 1;
-  SUBCASE("adjacent: (x0, x1) by 1 rad, (x2, x3) by 0.1 rad") {
-    xt::xtensor<double, 4> e({1, 1, 1, 4});
-    e(0, 0, 0, 0) = 1 * c1 - 2 * s1, e(0, 0, 0, 1) = 1 * s1 + 2 * c1;
-    e(0, 0, 0, 2) = 3 * c01 - 4 * s01, e(0, 0, 0, 3) = 3 * s01 + 4 * c01;
-    ATTN_CHECK_CLOSE(apply_rope(x, p, RopePairing::adjacent, 100.0), e, tol_rope(4.0, p));
-  }
-  SUBCASE("half-split: (x0, x2) by 1 rad, (x1, x3) by 0.1 rad") {
-    xt::xtensor<double, 4> e({1, 1, 1, 4});
-    e(0, 0, 0, 0) = 1 * c1 - 3 * s1, e(0, 0, 0, 2) = 1 * s1 + 3 * c1;
-    e(0, 0, 0, 1) = 2 * c01 - 4 * s01, e(0, 0, 0, 3) = 2 * s01 + 4 * c01;
-    ATTN_CHECK_CLOSE(apply_rope(x, p, RopePairing::half_split, 100.0), e, tol_rope(4.0, p));
-  }
+  return x;
+}
+const double c1 = std::cos(1.0), s1 = std::sin(1.0), c01 = std::cos(0.1), s01 = std::sin(0.1);
+}  // namespace
+
+TEST_CASE("adjacent pairs are (2i, 2i+1): D = 4 by hand, (x0, x1) by 1 rad, (x2, x3) by 0.1 rad") {
+  xt::xtensor<double, 4> e({1, 1, 1, 4});
+  e(0, 0, 0, 0) = 1 * c1 - 2 * s1, e(0, 0, 0, 1) = 1 * s1 + 2 * c1;
+  e(0, 0, 0, 2) = 3 * c01 - 4 * s01, e(0, 0, 0, 3) = 3 * s01 + 4 * c01;
+  ATTN_CHECK_CLOSE(apply_rope(one_two_three_four(), 1, RopePairing::adjacent, 100.0), e, tol_rope(4.0, 1));
+}
+
+TEST_CASE("half-split pairs are (i, i+D/2): D = 4 by hand, (x0, x2) by 1 rad, (x1, x3) by 0.1 rad") {
+  xt::xtensor<double, 4> e({1, 1, 1, 4});
+  e(0, 0, 0, 0) = 1 * c1 - 3 * s1, e(0, 0, 0, 2) = 1 * s1 + 3 * c1;
+  e(0, 0, 0, 1) = 2 * c01 - 4 * s01, e(0, 0, 0, 3) = 2 * s01 + 4 * c01;
+  ATTN_CHECK_CLOSE(apply_rope(one_two_three_four(), 1, RopePairing::half_split, 100.0), e, tol_rope(4.0, 1));
 }
 
 TEST_CASE("RoPE equals a float64 rotation at positions up to 10^5, both pairings, several D and theta") {
