@@ -98,7 +98,7 @@ TEST_CASE("a view aliases the buffer: after reset and a new append, an old view 
     for (std::size_t t = 0; t < 4; ++t) CHECK(old_k(0, g, t, 2) == tag(7, 0, g, t, 2));
 }
 
-TEST_CASE("reset forgets the tokens and keeps the buffers; appends start again at position 0") {
+TEST_CASE("reset forgets the tokens and keeps the buffers, and appends start again at position 0") {
   const std::size_t nb = 2, ng = 1, cap = 5, d = 2;
   KVCache cache(nb, ng, cap, d);
   const float* k0 = cache.keys().data();
@@ -119,7 +119,7 @@ TEST_CASE("reset forgets the tokens and keeps the buffers; appends start again a
   CHECK(cache.length() == cap);
 }
 
-TEST_CASE("appending past capacity is std::out_of_range naming capacity, length and Tn; the cache is unchanged") {
+TEST_CASE("appending past capacity is std::out_of_range naming capacity, length and Tn, and leaves the cache unchanged") {
   const std::size_t nb = 2, ng = 2, cap = 6, d = 3, size = nb * ng * cap * d;
   KVCache cache(nb, ng, cap, d);
   cache.append(tagged(0, nb, ng, 4, d), tagged(0, nb, ng, 4, d, 0.5f));

@@ -39,7 +39,7 @@ TEST_CASE("a multi-layer cache holds L separate caches of the same sizes") {
   CHECK(cache.layer(1).length() == 4);
 }
 
-TEST_CASE("a layer index past the last layer is std::out_of_range; zero layers is std::invalid_argument") {
+TEST_CASE("a layer index past the last layer is std::out_of_range and zero layers is std::invalid_argument") {
   MultiLayerKVCache cache(2, 1, 1, 4, 2);
   CHECK_THROWS_WITH_AS(cache.layer(2),
                        "MultiLayerKVCache::layer: layer index out of range: expected l < 2 layers, "
