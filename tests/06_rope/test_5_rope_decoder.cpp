@@ -77,7 +77,7 @@ TEST_CASE("with RoPE, cached decode logits equal the uncached forward at every s
       }
 }
 
-TEST_CASE("with RoPE, greedy generation gives the same tokens cached and uncached; the cache holds prompt + generated") {
+TEST_CASE("with RoPE, greedy generation gives the same tokens cached and uncached, and the cache holds prompt + generated") {
   for (RopePairing pairing : {RopePairing::adjacent, RopePairing::half_split})
     for (std::size_t ng : {std::size_t{4}, std::size_t{1}}) {
       CAPTURE(pairing == RopePairing::adjacent);
