@@ -1,0 +1,65 @@
+// Lesson 08, the host side: check, copy to the device, launch, copy back.
+// Fill in each body between TODO(08.k) and END TODO(08.k), in the order of the README.
+#include "cuda_basics.hpp"
+
+#include <climits>
+#include <cmath>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "attn/device_buffer.hpp"
+#include "kernels.hpp"
+
+namespace attn {
+
+namespace {
+
+/// A size as the int that kernels index with.
+int to_int(std::size_t n, const char* where, const char* what) {
+  require(n <= static_cast<std::size_t>(INT_MAX), where,
+          std::string(what) + " must be below 2^31, given " + std::to_string(n));
+  return static_cast<int>(n);
+}
+
+/// A tensor's elements, in row-major order, as a device array.
+template <class Tensor>
+cuda::DeviceBuffer<float> to_device(const Tensor& t) {
+  return cuda::DeviceBuffer<float>(std::span<const float>(t.data(), t.size()));
+}
+
+/// Copies a device array back into a tensor of the given shape (row-major).
+template <class Tensor, class Shape>
+Tensor to_host(const cuda::DeviceBuffer<float>& buffer, const Shape& shape) {
+  Tensor t(shape);
+  const std::vector<float> host = buffer.download();
+  std::copy(host.begin(), host.end(), t.begin());
+  return t;
+}
+
+}  // namespace
+
+Tensor2 matmul_gpu(const Tensor2& a, const Tensor2& b, MatmulKernel kernel) {
+  // TODO(08.1): check the inner dimensions; a and b to the device; launch the chosen kernel; c back to the host
+  throw NotImplemented("08.1", "3. The host side: memory, launch, errors");
+  // END TODO(08.1)
+}
+
+Tensor2 softmax_rows_gpu(const Tensor2& x) {
+  constexpr auto where = "softmax_rows_gpu";
+  require(x.shape(1) > 0, where, "each row needs at least one logit, given 0 columns");
+  const int rows = to_int(x.shape(0), where, "rows"), cols = to_int(x.shape(1), where, "columns");
+  const cuda::DeviceBuffer<float> dx = to_device(x);
+  cuda::DeviceBuffer<float> dy(x.size());
+  if (rows > 0) gpu::launch_softmax_rows(dx.get(), dy.get(), rows, cols);
+  return to_host<Tensor2>(dy, x.shape());
+}
+
+Tensor4 gqa_attention_gpu(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
+                          std::size_t q_offset) {
+  // TODO(08.7): the checks of lesson 03; then scores, softmax and output kernels on device buffers
+  throw NotImplemented("08.7", "7. Attention in three kernels");
+  // END TODO(08.7)
+}
+
+}  // namespace attn

@@ -1,0 +1,96 @@
+// Lesson 08, part 3: attention in three kernels (scores, softmax, weighted sum),
+// with the GQA head mapping and the causal mask of lessons 02 and 03.
+#include "cuda_basics.hpp"
+
+#include <xtensor/xview.hpp>
+
+#include "attn/testing.hpp"
+#include "gqa.hpp"
+
+using namespace attn;
+
+namespace {
+
+struct Shape {
+  std::size_t b, h, g, tq, tk, d;
+};
+
+// Odd sizes: MHA (G == H), MQA (G == 1), groups in between, one query, one key,
+// lengths that are not multiples of the 16 x 16 blocks.
+constexpr std::array<Shape, 6> kShapes = {{{1, 1, 1, 1, 1, 1},
+                                           {2, 6, 2, 5, 7, 4},
+                                           {1, 9, 3, 17, 33, 64},
+                                           {3, 4, 4, 9, 9, 8},
+                                           {1, 4, 1, 1, 40, 16},
+                                           {2, 2, 1, 20, 23, 3}}};
+
+}  // namespace
+
+TEST_CASE("three-kernel attention equals the float64 reference, with and without the causal mask") {
+  for (const Shape& s : kShapes) {
+    CAPTURE(s.h);
+    CAPTURE(s.g);
+    CAPTURE(s.tq);
+    CAPTURE(s.tk);
+    CAPTURE(s.d);
+    const Tensor4 q = random_uniform<4>({s.b, s.h, s.tq, s.d}, 850 + s.tq);
+    const Tensor4 k = random_uniform<4>({s.b, s.g, s.tk, s.d}, 851 + s.tk);
+    const Tensor4 v = random_uniform<4>({s.b, s.g, s.tk, s.d}, 852 + s.d);
+    const Tolerance tol = tol_attention(s.d, s.tk, 1.0, 1.0, 1.0);
+    ATTN_CHECK_CLOSE(gqa_attention_gpu(q, k, v, Mask::none, 0), ref::attention(q, k, v, false, 0), tol);
+    if (s.tq > s.tk) continue;
+    for (const std::size_t offset : {std::size_t{0}, s.tk - s.tq}) {
+      CAPTURE(offset);
+      ATTN_CHECK_CLOSE(gqa_attention_gpu(q, k, v, Mask::causal, offset), ref::attention(q, k, v, true, offset),
+                       tol);
+    }
+  }
+}
+
+TEST_CASE("query head h reads KV head h / (H/G), not the tile-order head h mod G") {
+  // Every value of KV head g is g + 1, so each output is the number of the KV head read, plus one.
+  const std::size_t nb = 2, nh = 6, ng = 2, tq = 3, tk = 5, d = 4;
+  const Tensor4 q = random_uniform<4>({nb, nh, tq, d}, 861);
+  const Tensor4 k = random_uniform<4>({nb, ng, tk, d}, 862);
+  Tensor4 v({nb, ng, tk, d});
+  for (std::size_t g = 0; g < ng; ++g) xt::view(v, xt::all(), g) = static_cast<float>(g + 1);
+  const Tensor4 out = gqa_attention_gpu(q, k, v, Mask::causal, tk - tq);
+  for (std::size_t h = 0; h < nh; ++h) {
+    CAPTURE(h);
+    const Tensor4 head = xt::view(out, xt::all(), xt::range(h, h + 1));
+    ATTN_CHECK_CLOSE(head, xt::ones_like(head) * static_cast<float>(h / (nh / ng) + 1), tol_softmax(tk));
+  }
+}
+
+TEST_CASE("three-kernel attention agrees with lesson 03's gqa_attention on the CPU") {
+  const std::size_t nb = 2, nh = 8, ng = 2, tq = 11, tk = 26, d = 32;
+  const Tensor4 q = random_uniform<4>({nb, nh, tq, d}, 871);
+  const Tensor4 k = random_uniform<4>({nb, ng, tk, d}, 872);
+  const Tensor4 v = random_uniform<4>({nb, ng, tk, d}, 873);
+  // Each is within tol_attention of the exact result, so within twice that of each other.
+  const Tolerance t = tol_attention(d, tk, 1.0, 1.0, 1.0);
+  const Tolerance tol{2 * t.atol, 0.0, "2 tol_attention"};
+  ATTN_CHECK_CLOSE(gqa_attention_gpu(q, k, v, Mask::none, 0), gqa_attention(q, k, v, Mask::none, 0), tol);
+  ATTN_CHECK_CLOSE(gqa_attention_gpu(q, k, v, Mask::causal, 7), gqa_attention(q, k, v, Mask::causal, 7), tol);
+}
+
+TEST_CASE("gqa_attention_gpu refuses what lesson 03 refuses, naming expected and given") {
+  const Tensor4 q = xt::zeros<float>({1, 6, 3, 4});
+  const Tensor4 k = xt::zeros<float>({1, 4, 5, 4});
+  const Tensor4 k2 = xt::zeros<float>({1, 2, 5, 4});
+  const Tensor4 k_bad_d = xt::zeros<float>({1, 2, 5, 8});
+  CHECK_THROWS_WITH_AS(gqa_attention_gpu(q, k, k, Mask::none, 0),
+                       "gqa_attention_gpu: the query heads must be a multiple of the KV heads: given H = 6 "
+                       "query heads and G = 4 KV heads",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gqa_attention_gpu(q, k_bad_d, k_bad_d, Mask::none, 0),
+                       "gqa_attention_gpu: head dimension of k (D of q): expected 4, given 8", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gqa_attention_gpu(q, k2, k2, Mask::none, 1),
+                       "gqa_attention_gpu: q_offset with Mask::none (only a causal mask uses positions): "
+                       "expected 0, given 1",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gqa_attention_gpu(q, k2, k2, Mask::causal, 3),
+                       "gqa_attention_gpu: query positions past the last key: expected q_offset + Tq <= Tk = 5, "
+                       "given q_offset = 3 and Tq = 3",
+                       std::out_of_range);
+}
