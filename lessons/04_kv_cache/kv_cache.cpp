@@ -2,11 +2,13 @@
 // in the order of the README.
 #include "kv_cache.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace attn {
 

@@ -2,11 +2,13 @@
 // in the order of the README.
 #include "kv_cache.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace attn {
 
@@ -103,7 +105,7 @@ Tensor4 gqa_attention_cached(const Tensor4& q, const KVCache& cache) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const KVView keys = cache.keys(), values = cache.values();  // (B, G, T, D), no copy
   // Within one (b, g), position j's D numbers are contiguous and positions are
-  // row_stride apart (D: the buffer is (B, G, capacity, D)).
+  // row_stride apart (D: the buffers are (B, G, capacity, D), K and V alike).
   const auto row_stride = static_cast<std::size_t>(keys.strides()[2]);
   Tensor4 out = xt::zeros<float>({nb, nh, tq, d});
   std::vector<float> p(tk);  // attention weights of one query row
