@@ -16,9 +16,9 @@
 #include <map>
 #include <numeric>
 #include <sstream>
-#include <utility>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fiber.hpp"
