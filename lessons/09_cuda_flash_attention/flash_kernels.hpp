@@ -1,0 +1,27 @@
+/// @file flash_kernels.hpp
+/// @brief Lesson 09: the host function that launches the fused attention kernel of flash_kernels.cu.
+///
+/// Every pointer is device memory, every tensor row-major. The launcher checks the
+/// launch with cudaGetLastError() and returns; the output is ready once the device
+/// has synchronized (cudaMemcpy does).
+#pragma once
+
+namespace attn::gpu {
+
+/// Query rows per block (one warp each) and keys per K/V tile of the fused kernel.
+inline constexpr int kFlashRows = 16;
+inline constexpr int kFlashKeys = 32;
+/// The largest head dimension the kernel's shared-memory tiles hold.
+inline constexpr int kFlashMaxHeadDim = 128;
+
+/// out (B, H, Tq, D) = softmax(q k^T * scale) v in one kernel that never stores the
+/// scores: one block per (tile of kFlashRows query rows, batch, query head), query
+/// head h reading key/value head h / (H / G). With `causal`, query row i sits at
+/// position q_offset + i and sees keys j <= q_offset + i; key tiles that no row of
+/// a block can see are not read. q is (B, H, Tq, D), k and v are (B, G, Tk, D),
+/// 1 <= D <= kFlashMaxHeadDim.
+void launch_flash_attention(const float* q, const float* k, const float* v, float* out, int batch,
+                            int heads, int kv_heads, int tq, int tk, int d, float scale, bool causal,
+                            int q_offset);
+
+}  // namespace attn::gpu
