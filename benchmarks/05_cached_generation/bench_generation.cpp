@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -101,9 +102,36 @@ double copy_bandwidth(std::size_t bytes, std::size_t repeats) {
 // ---------------------------------------------------------------------------
 // Generation
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+// Median wall time and median CPU time of this thread over `repeats` runs after `warmup`
+// untimed ones. On a shared machine, CPU time well below wall time means the run waited
+// for a processor; CPU time still includes waiting for memory.
+template <class Fn>
+std::pair<double, double> median_wall_and_cpu(Fn&& fn, std::size_t repeats,
+                                              std::size_t warmup = 1) {
+  for (std::size_t i = 0; i < warmup; ++i) fn();
+  std::vector<double> wall, cpu;
+  for (std::size_t i = 0; i < repeats; ++i) {
+    const double c0 = thread_cpu_seconds();
+    Timer t;
+    fn();
+    wall.push_back(t.seconds());
+    cpu.push_back(thread_cpu_seconds() - c0);
+  }
+  std::sort(wall.begin(), wall.end());
+  std::sort(cpu.begin(), cpu.end());
+  return {wall[repeats / 2], cpu[repeats / 2]};
+}
+
+
 struct GenRow {
   std::size_t kv_heads = 0, new_tokens = 0, uncached_runs = 0, cached_runs = 0;
-  double uncached_s = 0, cached_s = 0;
+  double uncached_s = 0, cached_s = 0, uncached_cpu_s = 0, cached_cpu_s = 0;
   bool same_tokens = false;
 };
 
@@ -112,7 +140,8 @@ std::size_t uncached_repeats(std::size_t n, bool quick) {
   return n <= 16 ? 5 : n <= 64 ? 3 : 1;
 }
 
-// The decode step's time at each context length: prefill of the prompt, then n steps.
+// The decode step's thread CPU time at each context length: prefill of the prompt, then
+// n steps.
 std::vector<double> decode_step_seconds(const Decoder& model, const Tokens& prompt,
                                         std::size_t n, std::size_t repeats) {
   std::vector<std::vector<double>> samples(n);
@@ -120,9 +149,9 @@ std::vector<double> decode_step_seconds(const Decoder& model, const Tokens& prom
     MultiLayerKVCache cache = model.make_cache(prompt.shape(0));
     TokenColumn next = greedy_next(model.prefill(prompt, cache));
     for (std::size_t i = 0; i < n; ++i) {
-      Timer t;
+      const double c0 = thread_cpu_seconds();
       const Tensor2 logits = model.decode_step(next, cache);
-      samples[i].push_back(t.seconds());
+      samples[i].push_back(thread_cpu_seconds() - c0);
       next = greedy_next(logits);
     }
   }
@@ -345,30 +374,6 @@ struct BandwidthRow {
   double kv_bytes = 0, seconds = 0, cpu_seconds = 0;
 };
 
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-// Median wall time and median CPU time of this thread over `repeats` runs after one
-// warm-up. On a shared machine, CPU time well below wall time means the run waited.
-template <class Fn>
-std::pair<double, double> median_wall_and_cpu(Fn&& fn, std::size_t repeats) {
-  fn();
-  std::vector<double> wall, cpu;
-  for (std::size_t i = 0; i < repeats; ++i) {
-    const double c0 = thread_cpu_seconds();
-    Timer t;
-    fn();
-    wall.push_back(t.seconds());
-    cpu.push_back(thread_cpu_seconds() - c0);
-  }
-  std::sort(wall.begin(), wall.end());
-  std::sort(cpu.begin(), cpu.end());
-  return {wall[repeats / 2], cpu[repeats / 2]};
-}
-
 // A cache of `tokens` positions filled with random keys and values, G KV heads.
 KVCache filled_cache(std::size_t nb, std::size_t ng, std::size_t tokens, std::size_t d,
                      std::uint64_t seed) {
@@ -446,7 +451,7 @@ int main(int argc, char** argv) {
   const std::size_t n_max = new_tokens.back();
   config.max_seq_len = prompt_len + n_max;
   const std::vector<std::size_t> kv_heads{8, 2, 1};
-  const std::size_t cached_runs = quick ? 1 : 5, decode_series_runs = quick ? 1 : 3;
+  const std::size_t cached_runs = quick ? 1 : 11, decode_series_runs = quick ? 1 : 5;
 
   Tokens prompt({1, prompt_len});
   {
@@ -475,17 +480,20 @@ int main(int argc, char** argv) {
       row.uncached_runs = uncached_repeats(n, quick);
       row.cached_runs = cached_runs;
       Tokens uncached_tokens, cached_tokens;
-      row.uncached_s = median_seconds(
+      std::tie(row.uncached_s, row.uncached_cpu_s) = median_wall_and_cpu(
           [&] { uncached_tokens = model.generate_uncached(prompt, n); }, row.uncached_runs, 0);
-      row.cached_s = median_seconds(
+      std::tie(row.cached_s, row.cached_cpu_s) = median_wall_and_cpu(
           [&] {
             cache.reset();
             cached_tokens = model.generate_cached(prompt, n, cache);
           },
           row.cached_runs, 1);
       row.same_tokens = uncached_tokens == cached_tokens;
-      std::fprintf(stderr, "G=%zu n=%3zu  uncached %8.3f s  cached %7.4f s  speedup %6.1f  %s\n",
-                   ng, n, row.uncached_s, row.cached_s, row.uncached_s / row.cached_s,
+      std::fprintf(stderr,
+                   "G=%zu n=%3zu  uncached %8.3f s (cpu %8.3f)  cached %7.4f s (cpu %7.4f)  "
+                   "speedup %6.1f (cpu %6.1f)  %s\n",
+                   ng, n, row.uncached_s, row.uncached_cpu_s, row.cached_s, row.cached_cpu_s,
+                   row.uncached_s / row.cached_s, row.uncached_cpu_s / row.cached_cpu_s,
                    row.same_tokens ? "same tokens" : "TOKENS DIFFER");
       rows.push_back(row);
     }
@@ -561,11 +569,15 @@ int main(int argc, char** argv) {
     j << "    {\"kv_heads\": " << r.kv_heads << ", \"new_tokens\": " << r.new_tokens
       << ", \"uncached_s\": " << num(r.uncached_s) << ", \"cached_s\": " << num(r.cached_s)
       << ", \"speedup\": " << num(r.uncached_s / r.cached_s)
+      << ", \"uncached_cpu_s\": " << num(r.uncached_cpu_s)
+      << ", \"cached_cpu_s\": " << num(r.cached_cpu_s)
+      << ", \"speedup_cpu\": " << num(r.uncached_cpu_s / r.cached_cpu_s)
       << ", \"uncached_runs\": " << r.uncached_runs << ", \"cached_runs\": " << r.cached_runs
       << ", \"same_tokens\": " << (r.same_tokens ? "true" : "false") << "}"
       << (i + 1 < rows.size() ? ",\n" : "\n");
   }
-  j << "  ],\n  \"decode_step\": {\"runs\": " << decode_series_runs << ", \"series\": [\n";
+  j << "  ],\n  \"decode_step\": {\"runs\": " << decode_series_runs
+    << ", \"clock\": \"thread CPU time\", \"series\": [\n";
   for (std::size_t g = 0; g < decode_series.size(); ++g) {
     j << "    {\"kv_heads\": " << kv_heads[g] << ", \"first_context\": " << prompt_len + 1
       << ", \"seconds\": [";

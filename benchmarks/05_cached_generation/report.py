@@ -52,12 +52,16 @@ def render(r):
         f"{m['head_dim']}, {m['n_layers']} layers, {m['mlp']} MLP of {m['d_ff']}, vocabulary "
         f"{m['vocab']}, batch {m['batch']}, prompt {m['prompt_tokens']} tokens, greedy.")
     out.append("")
-    out.append("| variant | generated tokens | uncached (s) | cached (s) | speedup | runs (uncached, cached) | same tokens |")
-    out.append("|---|---:|---:|---:|---:|---|---|")
+    out.append("Times are wall-clock seconds and, in brackets, the thread's CPU seconds (which "
+               "leave out the time the run waited for a processor on the shared machine).")
+    out.append("")
+    out.append("| variant | generated tokens | uncached (s) | cached (s) | speedup | speedup in CPU time | runs (uncached, cached) | same tokens |")
+    out.append("|---|---:|---:|---:|---:|---:|---|---|")
     for row in r["generation"]:
         out.append(
-            f"| {variant(row['kv_heads'], h)} | {row['new_tokens']} | {sig(row['uncached_s'])} | "
-            f"{sig(row['cached_s'])} | {row['speedup']:.1f}x | {row['uncached_runs']}, "
+            f"| {variant(row['kv_heads'], h)} | {row['new_tokens']} | {sig(row['uncached_s'])} "
+            f"({sig(row['uncached_cpu_s'])}) | {sig(row['cached_s'])} ({sig(row['cached_cpu_s'])}) | "
+            f"{row['speedup']:.1f}x | {row['speedup_cpu']:.1f}x | {row['uncached_runs']}, "
             f"{row['cached_runs']} | {'yes' if row['same_tokens'] else 'NO'} |")
     out.append("")
     out.append(
@@ -69,15 +73,25 @@ def render(r):
     if series:
         first = series[0]["first_context"]
         n = len(series[0]["seconds"])
-        picks = sorted({0, n // 4, n // 2, 3 * n // 4, n - 1})
-        out.append(f"Time of one decode step (ms, median of {r['decode_step']['runs']} runs) "
-                   "against the context it attends over:")
+        width = max(1, n // 8)  # steps per window
+        windows = [(a, min(n, a + width)) for a in range(0, n, max(1, n // 4))][:4]
+        windows.append((n - width, n))
+
+        def median(xs):
+            xs = sorted(xs)
+            return xs[len(xs) // 2]
+
+        out.append(f"Time of one decode step (ms of {r['decode_step']['clock']}; each step the "
+                   f"median of {r['decode_step']['runs']} runs, each cell the median of the "
+                   f"{width} steps of a window of contexts):")
         out.append("")
-        out.append("| variant | " + " | ".join(f"context {first + i}" for i in picks) + " |")
-        out.append("|---|" + "---:|" * len(picks))
+        out.append("| variant | " + " | ".join(f"context {first + a} to {first + b - 1}"
+                                            for a, b in windows) + " |")
+        out.append("|---|" + "---:|" * len(windows))
         for s in series:
             out.append(f"| {variant(s['kv_heads'], h)} | "
-                       + " | ".join(f"{1e3 * s['seconds'][i]:.2f}" for i in picks) + " |")
+                       + " | ".join(f"{1e3 * median(s['seconds'][a:b]):.2f}" for a, b in windows)
+                       + " |")
         out.append("")
     out.append("| variant | KV bytes per token (all layers, float32) | relative to MHA |")
     out.append("|---|---:|---:|")
@@ -93,20 +107,22 @@ def render(r):
         f"copy of {bw['copy_bytes'] // 2**20} MiB: {bw['copy_bytes_per_s'] / gib:.2f} GiB/s "
         f"(bytes read plus bytes written). Group-streaming build: {bw['streaming_build']}.")
     out.append("")
-    out.append("| path | cache | K+V read per step (MiB) | time per step (ms) | GiB/s | % of copy bandwidth |")
-    out.append("|---|---|---:|---:|---:|---:|")
+    out.append("| path | cache | K+V read per step (MiB) | time per step (ms) | thread CPU time (ms) | GiB/s | % of copy bandwidth |")
+    out.append("|---|---|---:|---:|---:|---:|---:|")
     for row in bw["rows"]:
         out.append(
             f"| `{row['path']}` | {variant(row['kv_heads'], h)} | {row['kv_bytes'] / 2**20:.0f} | "
-            f"{1e3 * row['seconds']:.1f} | {row['bytes_per_s'] / gib:.2f} | "
-            f"{row['percent_of_copy']:.0f}% |")
+            f"{1e3 * row['seconds']:.1f} | {1e3 * row['thread_cpu_seconds']:.1f} | "
+            f"{row['bytes_per_s'] / gib:.2f} | {row['percent_of_copy']:.0f}% |")
     out.append("")
-    by = {(row["path"], row["kv_heads"]): row["seconds"] for row in bw["rows"]}
+    wall = {(row["path"], row["kv_heads"]): row["seconds"] for row in bw["rows"]}
+    cpu = {(row["path"], row["kv_heads"]): row["thread_cpu_seconds"] for row in bw["rows"]}
     g = bw["gqa_kv_heads"]
     parts = []
     for path in sorted({row["path"] for row in bw["rows"]}, reverse=True):
-        if (path, g) in by and (path, h) in by:
-            parts.append(f"`{path}` {by[(path, h)] / by[(path, g)]:.2f}x")
+        if (path, g) in wall and (path, h) in wall:
+            parts.append(f"`{path}` {wall[(path, h)] / wall[(path, g)]:.2f}x "
+                         f"({cpu[(path, h)] / cpu[(path, g)]:.2f}x in CPU time)")
     out.append(f"GQA (G = {g}) against the same cache expanded to MHA, time per step: "
                + ", ".join(parts) + f"; H/G = {h // g}.")
     return "\n".join(out)
@@ -129,12 +145,12 @@ def plots(r):
     lines, data = [], []
     for i, g in enumerate(sorted({row["kv_heads"] for row in r["generation"]}, reverse=True)):
         rows = [row for row in r["generation"] if row["kv_heads"] == g]
-        data.append(f"$g{g} << EOD\n" + "\n".join(f"{row['new_tokens']} {row['speedup']}" for row in rows) + "\nEOD\n")
+        data.append(f"$g{g} << EOD\n" + "\n".join(f"{row['new_tokens']} {row['speedup_cpu']}" for row in rows) + "\nEOD\n")
         lines.append(f"$g{g} using 1:2 with linespoints lw 2 pt {7 + i} title '{variant(g, h)}'")
     gnuplot(term + "".join(data) + f"""set output '{LESSON / "speedup.png"}'
 set title 'Cached over uncached greedy generation, prompt {r["model"]["prompt_tokens"]} tokens'
 set xlabel 'generated tokens'
-set ylabel 'speedup (uncached time / cached time)'
+set ylabel 'speedup (uncached / cached thread CPU time)'
 set grid
 set key top left
 set xrange [0:*]
@@ -167,7 +183,7 @@ plot $kv using 0:2:xtic(1) with boxes lc rgb '#3b6ea8', $kv using 0:2:(sprintf('
             data.append(f"$d{g} << EOD\n{pts}\nEOD\n")
             lines.append(f"$d{g} using 1:2 with lines lw 2 title '{variant(g, h)}'")
         gnuplot(term + "".join(data) + f"""set output '{LESSON / "decode_time.png"}'
-set title 'One decode step (median of {r["decode_step"]["runs"]} runs)'
+set title 'One decode step ({r["decode_step"]["clock"]}, median of {r["decode_step"]["runs"]} runs)'
 set xlabel 'context (tokens in the cache after the step)'
 set ylabel 'ms per generated token'
 set grid
