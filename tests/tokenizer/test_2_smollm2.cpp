@@ -187,10 +187,8 @@ TEST_CASE("the evaluation text GPL-3 encodes as the reference: first 512 ids, co
 TEST_CASE("the chat template's markers are single special tokens, and read as text on request") {
   const Tokenizer* tok = smollm2();
   if (!tok) return;
-  const auto ids = tok->encode("<|im_start|>user\nHi<|im_end|>\n");
-  REQUIRE(ids.size() >= 4);
-  CHECK(ids.front() == 1);
-  CHECK(std::count(ids.begin(), ids.end(), 2) == 1);
+  // The example of common/tokenizer/README.md: <|im_start|> user \n Hi ! <|im_end|> \n
+  CHECK(tok->encode("<|im_start|>user\nHi!<|im_end|>\n") == std::vector<TokenId>{1, 4093, 198, 26843, 17, 2, 198});
   const auto as_text = tok->encode("<|im_start|>", Specials::as_text);
   CHECK(as_text.size() > 1);
   CHECK(std::find(as_text.begin(), as_text.end(), 1) == as_text.end());
