@@ -173,14 +173,23 @@ class Cursor {
   }
 
   /// A gguf_string: uint64 length, then that many bytes (no terminator).
-  std::string_view string(const std::string& what, std::uint64_t max_bytes) {
+  /// `label()` names it in an error; it is called only when there is one.
+  template <class Label>
+  std::string_view string(const Label& label, std::uint64_t max_bytes) {
     const std::uint64_t at = pos_;
-    const auto n = read<std::uint64_t>(what + " length");
-    if (n > max_bytes) fail(at, what + " length", "at most " + num(max_bytes) + " bytes", num(n));
+    if (remaining() < 8) need(8, label() + " length");
+    std::uint64_t n;
+    std::memcpy(&n, bytes_.data() + pos_, sizeof n);
+    pos_ += sizeof n;
+    if (n > max_bytes) fail(at, label() + " length", "at most " + num(max_bytes) + " bytes", num(n));
     if (n > remaining())
-      fail(at, what + " length", "at most the " + num(remaining()) + " bytes left in the file", num(n));
-    const std::byte* p = take(n, what);
+      fail(at, label() + " length", "at most the " + num(remaining()) + " bytes left in the file", num(n));
+    const std::byte* p = bytes_.data() + pos_;
+    pos_ += n;
     return {reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)};
+  }
+  std::string_view string(const std::string& what, std::uint64_t max_bytes) {
+    return string([&what] { return what; }, max_bytes);
   }
 
  private:
@@ -228,7 +237,7 @@ Value read_value(Cursor& in, ValueType type, const std::string& what) {
   if (v.element_type == ValueType::STRING) {
     v.strings.reserve(static_cast<std::size_t>(v.count));
     for (std::uint64_t k = 0; k < v.count; ++k)
-      v.strings.push_back(in.string(what + "[" + num(k) + "]", Limits::max_string_bytes));
+      v.strings.push_back(in.string([&] { return what + "[" + num(k) + "]"; }, Limits::max_string_bytes));
   } else {
     const std::uint64_t n = v.count * min_each;
     const std::byte* p = in.take(n, what);
