@@ -434,4 +434,23 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, Specials specials)
   return out;
 }
 
+std::string TextStream::push(TokenId id) {
+  pending_ += tok_->token_bytes(id);
+  // Where the last character starts; hold it back if its sequence is longer
+  // than the bytes there are. Anything else (complete, or not UTF-8 at all) goes out.
+  std::size_t ready = pending_.size();
+  for (std::size_t back = 1; back <= 3 && back <= pending_.size(); ++back) {
+    const auto c = static_cast<unsigned char>(pending_[pending_.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const std::size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (need > back) ready = pending_.size() - back;
+    break;
+  }
+  std::string out = pending_.substr(0, ready);
+  pending_.erase(0, ready);
+  return out;
+}
+
+std::string TextStream::flush() { return std::exchange(pending_, std::string()); }
+
 }  // namespace attn::tokenizer

@@ -131,4 +131,22 @@ class Tokenizer {
   bool add_bos_ = false;
 };
 
+/// Turns generated tokens into text as they arrive. A token may end inside a
+/// character (😀 is three SmolLM2 tokens), so the bytes of an unfinished UTF-8
+/// sequence at the end are held back until the token that completes it.
+class TextStream {
+ public:
+  /// Reads token bytes from `tok`, which must outlive the stream.
+  explicit TextStream(const Tokenizer& tok) : tok_(&tok) {}
+  /// The text that token `id` completes (possibly empty). Throws
+  /// std::out_of_range as Tokenizer::token_bytes() does.
+  std::string push(TokenId id);
+  /// The bytes still held back (an unfinished sequence when generation stops), as they are.
+  std::string flush();
+
+ private:
+  const Tokenizer* tok_;
+  std::string pending_;
+};
+
 }  // namespace attn::tokenizer

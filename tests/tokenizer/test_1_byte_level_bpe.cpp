@@ -260,3 +260,15 @@ TEST_CASE("a malformed vocabulary or merge list is refused with the entry named"
                        "Tokenizer::decode: token id: expected 0 to 256, given 257", std::out_of_range);
   CHECK_THROWS_AS(tok.token_bytes(-1), std::out_of_range);
 }
+
+TEST_CASE("a text stream holds back a character until its last byte arrives") {
+  const Toy toy({}, {});
+  TextStream stream(toy.tok);
+  const std::string text = "a\u00e9\U0001F600!";  // 1, 2, 4 and 1 bytes
+  std::vector<std::string> out;
+  for (unsigned char c : text) out.push_back(stream.push(c));  // one byte per token
+  CHECK(out == std::vector<std::string>{"a", "", "\u00e9", "", "", "", "\U0001F600", "!"});
+  CHECK(stream.push(0xF0).empty());
+  CHECK(stream.flush() == "\xF0");  // generation stopped inside a character
+  CHECK(stream.push(0x80) == "\x80");  // a stray continuation byte is not held
+}

@@ -163,6 +163,23 @@ TEST_CASE("decode(encode(x)) == x for every tricky string") {
   }
 }
 
+TEST_CASE("streaming the tokens of every tricky string gives whole characters only, and the same text") {
+  const Tokenizer* tok = smollm2();
+  if (!tok) return;
+  for (const Case& c : golden().cases) {
+    INFO("case " << c.name);
+    TextStream stream(*tok);
+    std::string text;
+    for (TokenId id : c.ids) {
+      const std::string piece = stream.push(id);
+      CHECK_FALSE(find_invalid_utf8(piece).has_value());
+      text += piece;
+    }
+    CHECK(stream.flush().empty());
+    CHECK(text == c.text);
+  }
+}
+
 TEST_CASE("the evaluation text GPL-3 encodes as the reference: first 512 ids, count and hash of all") {
   const Tokenizer* tok = smollm2();
   if (!tok) return;
