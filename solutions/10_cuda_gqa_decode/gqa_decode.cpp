@@ -1,0 +1,125 @@
+// Lesson 10, the host side: the device KV cache and decode attention over it.
+// Fill in each body between TODO(10.k) and END TODO(10.k), in the order of the README.
+#include "gqa_decode.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "decode_kernels.hpp"
+
+namespace attn {
+
+namespace {
+
+/// A size as the int that kernels index with.
+inline int to_int(std::size_t n, const char* where, const char* what) {
+  require(n <= static_cast<std::size_t>(INT_MAX), where,
+          std::string(what) + " must be below 2^31, given " + std::to_string(n));
+  return static_cast<int>(n);
+}
+
+/// A tensor's elements, in row-major order, as a device array.
+inline cuda::DeviceBuffer<float> to_device(const Tensor4& t) {
+  return cuda::DeviceBuffer<float>(std::span<const float>(t.data(), t.size()));
+}
+
+/// B * G * capacity * D, after checking that no size is 0.
+std::size_t cache_elements(std::size_t batch, std::size_t kv_heads, std::size_t capacity,
+                           std::size_t head_dim) {
+  require(batch > 0 && kv_heads > 0 && capacity > 0 && head_dim > 0, "DeviceKVCache",
+          "every size must be positive, given B = " + std::to_string(batch) + ", G = " +
+              std::to_string(kv_heads) + ", capacity = " + std::to_string(capacity) +
+              ", D = " + std::to_string(head_dim));
+  return batch * kv_heads * capacity * head_dim;
+}
+
+}  // namespace
+
+DeviceKVCache::DeviceKVCache(std::size_t batch, std::size_t kv_heads, std::size_t capacity,
+                             std::size_t head_dim)
+    : batch_(batch),
+      kv_heads_(kv_heads),
+      capacity_(capacity),
+      head_dim_(head_dim),
+      k_(cache_elements(batch, kv_heads, capacity, head_dim)),
+      v_(cache_elements(batch, kv_heads, capacity, head_dim)) {}
+
+Tensor4 DeviceKVCache::download_prefix(const cuda::DeviceBuffer<float>& buffer) const {
+  const std::vector<float> all = buffer.download();  // (B, G, capacity, D)
+  Tensor4 t({batch_, kv_heads_, length_, head_dim_});
+  auto out = t.begin();
+  for (std::size_t row = 0; row < batch_ * kv_heads_; ++row) {
+    const auto first = all.begin() + static_cast<std::ptrdiff_t>(row * capacity_ * head_dim_);
+    out = std::copy(first, first + static_cast<std::ptrdiff_t>(length_ * head_dim_), out);
+  }
+  return t;
+}
+
+Tensor4 DeviceKVCache::keys() const { return download_prefix(k_); }
+Tensor4 DeviceKVCache::values() const { return download_prefix(v_); }
+
+void DeviceKVCache::append(const Tensor4& k_new, const Tensor4& v_new) {
+  // TODO(10.1): lesson 04's checks (shapes, then room, before writing anything); k_new and v_new to the device; launch_kv_append at length_; length_ += Tn
+  constexpr auto where = "DeviceKVCache::append";
+  const std::size_t tn = k_new.shape(2);
+  require_shape(where, "k_new (B, G, Tn, D)", std::array{batch_, kv_heads_, tn, head_dim_}, k_new.shape());
+  require_shape(where, "v_new (the shape of k_new)", k_new.shape(), v_new.shape());
+  require_in_range(tn <= capacity_ - length_, where,
+                   "no room: capacity " + std::to_string(capacity_) + ", length " + std::to_string(length_) +
+                       ", given Tn = " + std::to_string(tn) + " new tokens (at most " +
+                       std::to_string(capacity_ - length_) + " fit)");
+  if (tn == 0) return;
+  const cuda::DeviceBuffer<float> dk = to_device(k_new), dv = to_device(v_new);  // (B, G, Tn, D)
+  gpu::launch_kv_append(dk.get(), dv.get(), k_.get(), v_.get(), to_int(batch_, where, "B"),
+                        to_int(kv_heads_, where, "G"), to_int(tn, where, "Tn"),
+                        to_int(capacity_, where, "capacity"), to_int(head_dim_, where, "D"),
+                        to_int(length_, where, "length"));
+  length_ += tn;
+  // END TODO(10.1)
+}
+
+Tensor4 gqa_decode_gpu(const Tensor4& q, const DeviceKVCache& cache, std::size_t splits) {
+  // TODO(10.3): check q (B, H, 1, D) against the cache, the group size, D and splits; device buffers for q, the partials and out; launch_gqa_decode; out back
+  constexpr auto where = "gqa_decode_gpu";
+  const std::size_t nb = q.shape(0), nh = q.shape(1), d = q.shape(3), ng = cache.kv_heads();
+  require_equal(where, "batch of q (B of the cache)", cache.batch(), nb);
+  require_equal(where, "queries per sequence (decode: Tq of q)", 1, q.shape(2));
+  require_equal(where, "head dimension of q (D of the cache)", cache.head_dim(), d);
+  require(nh % ng == 0, where,
+          "the query heads must be a multiple of the KV heads: given H = " + std::to_string(nh) +
+              " query heads and G = " + std::to_string(ng) + " KV heads");
+  require(nh / ng <= static_cast<std::size_t>(gpu::kDecodeMaxGroup), where,
+          "at most " + std::to_string(gpu::kDecodeMaxGroup) +
+              " query heads per KV head (a warp each in one block), given H / G = " + std::to_string(nh / ng));
+  require(d <= static_cast<std::size_t>(gpu::kDecodeMaxHeadDim), where,
+          "the head dimension must be at most " + std::to_string(gpu::kDecodeMaxHeadDim) + ", given D = " +
+              std::to_string(d));
+  require(splits >= 1, where, "splits must be at least 1, given 0");
+  require(nb * ng <= 65535, where,
+          "B * G must be at most 65535 (the grid's y dimension), given " + std::to_string(nb * ng));
+  require_in_range(cache.length() > 0, where, "the cache is empty: decode needs at least one cached key");
+  const int b = to_int(nb, where, "B"), h = to_int(nh, where, "H"), g = to_int(ng, where, "G");
+  const int id = to_int(d, where, "D"), length = to_int(cache.length(), where, "length");
+  const int capacity = to_int(cache.capacity(), where, "capacity");
+  const int isplits = to_int(std::min<std::size_t>(splits, 65535), where, "splits");
+  require(splits <= 65535, where, "splits must be at most 65535, given " + std::to_string(splits));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+
+  const cuda::DeviceBuffer<float> dq = to_device(q);          // (B, H, 1, D)
+  cuda::DeviceBuffer<float> partial_o(nb * nh * splits * d);  // (B, H, splits, D)
+  cuda::DeviceBuffer<float> partial_ml(nb * nh * splits * 2); // (B, H, splits, 2): m and l
+  cuda::DeviceBuffer<float> out(q.size());                    // (B, H, 1, D)
+  gpu::launch_gqa_decode(dq.get(), cache.keys_device(), cache.values_device(), partial_o.get(),
+                         partial_ml.get(), out.get(), b, h, g, length, capacity, id, scale, isplits);
+  Tensor4 result(q.shape());
+  const std::vector<float> host = out.download();
+  std::copy(host.begin(), host.end(), result.begin());
+  return result;
+  // END TODO(10.3)
+}
+
+}  // namespace attn

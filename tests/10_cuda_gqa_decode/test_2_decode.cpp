@@ -1,0 +1,166 @@
+// Lesson 10, part 2: decode attention over the device cache, one block per (batch, KV
+// head) serving its whole query group, split-K with a combine step; against lesson 04's
+// gqa_attention_cached and the float64 reference.
+#include "gqa_decode.hpp"
+
+#include <xtensor/xview.hpp>
+
+#include "attn/testing.hpp"
+#include "decode_kernels.hpp"
+#include "kv_cache.hpp"
+
+using namespace attn;
+
+namespace {
+
+struct Shape {
+  std::size_t b, h, g, t, d;
+};
+
+// Context lengths around the 32-key tile (1, 31, 33, 100), D of 64 and 128 and odd
+// ones, MHA (G == H), MQA (G == 1) and G == 2.
+constexpr std::array<Shape, 6> kShapes = {{{1, 1, 1, 1, 64},
+                                           {2, 4, 2, 33, 64},
+                                           {1, 8, 1, 100, 128},
+                                           {2, 3, 3, 31, 7},
+                                           {1, 6, 2, 77, 128},
+                                           {3, 4, 4, 40, 33}}};
+
+/// tol_attention for the online softmax and the combine step: every K/V tile may
+/// rescale the running sum and output once (one exp and one product), and the
+/// combine adds one exp, one product and a sum over the chunks.
+Tolerance tol_decode(std::size_t d, std::size_t t, std::size_t splits) {
+  const std::size_t tiles = (t + gpu::kDecodeKeys - 1) / gpu::kDecodeKeys;
+  Tolerance tol = tol_attention(d, t + 2 * tiles + splits + 2, 1.0, 1.0, 1.0);
+  tol.why += " (Tk + 2 per K/V tile + splits + 2: online softmax and combine)";
+  return tol;
+}
+
+/// The cache of lesson 04 and a device cache holding the same t random tokens.
+struct Caches {
+  KVCache host;
+  DeviceKVCache device;
+};
+
+Caches filled(const Shape& s, std::uint64_t seed) {
+  Caches c{KVCache(s.b, s.g, s.t + 3, s.d), DeviceKVCache(s.b, s.g, s.t + 3, s.d)};
+  const Tensor4 k = random_uniform<4>({s.b, s.g, s.t, s.d}, seed);
+  const Tensor4 v = random_uniform<4>({s.b, s.g, s.t, s.d}, seed + 1);
+  c.host.append(k, v);
+  c.device.append(k, v);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("decode attention equals lesson 04's gqa_attention_cached and the float64 reference") {
+  for (const Shape& s : kShapes) {
+    CAPTURE(s.b);
+    CAPTURE(s.h);
+    CAPTURE(s.g);
+    CAPTURE(s.t);
+    CAPTURE(s.d);
+    const Caches c = filled(s, 1100 + s.t);
+    const Tensor4 q = random_uniform<4>({s.b, s.h, 1, s.d}, 1200 + s.h);
+    const Tensor4 k = c.host.keys(), v = c.host.values();
+    const Tensor4 cpu = gqa_attention_cached(q, c.host);
+    for (const std::size_t splits : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+      CAPTURE(splits);
+      const Tensor4 got = gqa_decode_gpu(q, c.device, splits);
+      const Tolerance tol = tol_decode(s.d, s.t, splits);
+      ATTN_CHECK_CLOSE(got, ref::attention(q, k, v, true, s.t - 1), tol);
+      const Tolerance t2 = tol_attention(s.d, s.t, 1.0, 1.0, 1.0);
+      ATTN_CHECK_CLOSE(got, cpu, (Tolerance{tol.atol + t2.atol, 0.0, "tol_decode + tol_attention"}));
+    }
+  }
+}
+
+TEST_CASE("split-K: partial results relative to different maxima combine to the unsplit result") {
+  // Scores grow along the keys, so every chunk has its own, larger maximum: a combine
+  // that adds the partial sums without rescaling them by e^(m_s - M) is far off.
+  const std::size_t nb = 1, nh = 4, ng = 2, t = 150, d = 64;
+  DeviceKVCache cache(nb, ng, t, d);
+  Tensor4 k({nb, ng, t, d});
+  for (std::size_t j = 0; j < t; ++j) xt::view(k, xt::all(), xt::all(), j) = static_cast<float>(j) * 0.01f;
+  const Tensor4 v = random_uniform<4>({nb, ng, t, d}, 1301);
+  cache.append(k, v);
+  const Tensor4 q = xt::ones<float>({nb, nh, std::size_t{1}, d});
+  const Tensor4 ref = ref::attention(q, k, v, true, t - 1);
+  for (const std::size_t splits : {std::size_t{1}, std::size_t{2}, std::size_t{5}}) {
+    CAPTURE(splits);
+    ATTN_CHECK_CLOSE(gqa_decode_gpu(q, cache, splits), ref, tol_decode(d, t, splits));
+  }
+}
+
+TEST_CASE("more splits than key tiles: empty chunks weigh nothing") {
+  const Shape s{2, 4, 2, 40, 16};  // 2 key tiles, up to 9 chunks
+  const Caches c = filled(s, 1400);
+  const Tensor4 q = random_uniform<4>({s.b, s.h, 1, s.d}, 1402);
+  const Tensor4 ref = ref::attention(q, c.host.keys(), c.host.values(), true, s.t - 1);
+  for (const std::size_t splits : {std::size_t{4}, std::size_t{9}}) {
+    CAPTURE(splits);
+    ATTN_CHECK_CLOSE(gqa_decode_gpu(q, c.device, splits), ref, tol_decode(s.d, s.t, splits));
+  }
+}
+
+TEST_CASE("query head h reads KV head h / (H/G), not the tile-order head h mod G") {
+  // Every value of KV head g is g + 1, so each output is the number of the KV head read, plus one.
+  const std::size_t nb = 2, nh = 6, ng = 2, t = 37, d = 8;
+  DeviceKVCache cache(nb, ng, t, d);
+  const Tensor4 k = random_uniform<4>({nb, ng, t, d}, 1501);
+  Tensor4 v({nb, ng, t, d});
+  for (std::size_t g = 0; g < ng; ++g) xt::view(v, xt::all(), g) = static_cast<float>(g + 1);
+  cache.append(k, v);
+  const Tensor4 q = random_uniform<4>({nb, nh, 1, d}, 1502);
+  const Tensor4 out = gqa_decode_gpu(q, cache, 2);
+  for (std::size_t h = 0; h < nh; ++h) {
+    CAPTURE(h);
+    const Tensor4 head = xt::view(out, xt::all(), xt::range(h, h + 1));
+    ATTN_CHECK_CLOSE(head, xt::ones_like(head) * static_cast<float>(h / (nh / ng) + 1), tol_decode(d, t, 2));
+  }
+}
+
+TEST_CASE("decode after appends on the device follows the cache as it grows") {
+  // Prefill 20 tokens, then decode token by token: each step appends one K/V pair and
+  // attends over everything cached so far, as in lesson 05's generation loop.
+  const std::size_t nb = 1, nh = 4, ng = 2, d = 32, cap = 40;
+  DeviceKVCache device(nb, ng, cap, d);
+  KVCache host(nb, ng, cap, d);
+  const Tensor4 k0 = random_uniform<4>({nb, ng, 20, d}, 1601), v0 = random_uniform<4>({nb, ng, 20, d}, 1602);
+  device.append(k0, v0);
+  host.append(k0, v0);
+  for (std::uint64_t step = 0; step < 15; ++step) {
+    CAPTURE(step);
+    const Tensor4 k1 = random_uniform<4>({nb, ng, 1, d}, 1700 + step);
+    const Tensor4 v1 = random_uniform<4>({nb, ng, 1, d}, 1800 + step);
+    device.append(k1, v1);
+    host.append(k1, v1);
+    const Tensor4 q = random_uniform<4>({nb, nh, 1, d}, 1900 + step);
+    const Tolerance t1 = tol_decode(d, host.length(), 2), t2 = tol_attention(d, host.length(), 1.0, 1.0, 1.0);
+    ATTN_CHECK_CLOSE(gqa_decode_gpu(q, device, 2), gqa_attention_cached(q, host),
+                     (Tolerance{t1.atol + t2.atol, 0.0, "tol_decode + tol_attention"}));
+  }
+}
+
+TEST_CASE("gqa_decode_gpu refuses bad shapes, groups over 16 and an empty cache, naming expected and given") {
+  DeviceKVCache cache(1, 2, 8, 4);
+  const Tensor4 q = xt::zeros<float>({1, 6, 1, 4});
+  CHECK_THROWS_WITH_AS(gqa_decode_gpu(q, cache, 1),
+                       "gqa_decode_gpu: the cache is empty: decode needs at least one cached key", std::out_of_range);
+  cache.append(xt::zeros<float>({1, 2, 3, 4}), xt::zeros<float>({1, 2, 3, 4}));
+  CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({1, 6, 2, 4}), cache, 1),
+                       "gqa_decode_gpu: queries per sequence (decode: Tq of q): expected 1, given 2",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({1, 6, 1, 8}), cache, 1),
+                       "gqa_decode_gpu: head dimension of q (D of the cache): expected 4, given 8",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({1, 5, 1, 4}), cache, 1),
+                       "gqa_decode_gpu: the query heads must be a multiple of the KV heads: given H = 5 query heads "
+                       "and G = 2 KV heads",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({1, 34, 1, 4}), cache, 1),
+                       "gqa_decode_gpu: at most 16 query heads per KV head (a warp each in one block), given H / G = 17",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gqa_decode_gpu(q, cache, 0), "gqa_decode_gpu: splits must be at least 1, given 0",
+                       std::invalid_argument);
+}
