@@ -272,3 +272,24 @@ TEST_CASE("a text stream holds back a character until its last byte arrives") {
   CHECK(stream.flush() == "\xF0");  // generation stopped inside a character
   CHECK(stream.push(0x80) == "\x80");  // a stray continuation byte is not held
 }
+
+TEST_CASE("arbitrary bytes either round-trip or are refused as invalid UTF-8, never anything else") {
+  const Toy toy({"ab", "\xC3\xA9"}, {"a|b", "\xC3|\xA9"}, {"<|end|>"});
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> length(0, 24), byte(0, 255);
+  int valid = 0, refused = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string text;
+    for (int i = 0, n = length(rng); i < n; ++i) text += static_cast<char>(byte(rng));
+    INFO("trial " << trial);
+    if (find_invalid_utf8(text)) {
+      CHECK_THROWS_AS(toy.tok.encode(text), std::invalid_argument);
+      ++refused;
+    } else {
+      CHECK(toy.tok.decode(toy.tok.encode(text)) == text);
+      ++valid;
+    }
+  }
+  CHECK(valid > 50);
+  CHECK(refused > 50);
+}
