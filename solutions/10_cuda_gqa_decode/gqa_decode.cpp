@@ -105,8 +105,7 @@ Tensor4 gqa_decode_gpu(const Tensor4& q, const DeviceKVCache& cache, std::size_t
   const int b = to_int(nb, where, "B"), h = to_int(nh, where, "H"), g = to_int(ng, where, "G");
   const int id = to_int(d, where, "D"), length = to_int(cache.length(), where, "length");
   const int capacity = to_int(cache.capacity(), where, "capacity");
-  const int isplits = to_int(std::min<std::size_t>(splits, 65535), where, "splits");
-  require(splits <= 65535, where, "splits must be at most 65535, given " + std::to_string(splits));
+  const int isplits = to_int(splits, where, "splits");
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 
   const cuda::DeviceBuffer<float> dq = to_device(q);          // (B, H, 1, D)
