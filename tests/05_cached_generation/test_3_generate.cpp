@@ -90,21 +90,21 @@ TEST_CASE("generate_cached: the cache after generation holds the keys of the who
 TEST_CASE("zero new tokens: an empty result, and the cache holds the prompt") {
   const Decoder model(small_config(1, 840));
   const Tokens prompt = random_tokens(2, 5, 40, 841);
-  CHECK(model.generate_uncached(prompt, 0).shape() == std::array<std::size_t, 2>{2, 0});
+  REQUIRE(model.generate_uncached(prompt, 0).shape() == std::array<std::size_t, 2>{2, 0});
   MultiLayerKVCache cache = model.make_cache(2);
-  CHECK(model.generate_cached(prompt, 0, cache).shape() == std::array<std::size_t, 2>{2, 0});
+  REQUIRE(model.generate_cached(prompt, 0, cache).shape() == std::array<std::size_t, 2>{2, 0});
   CHECK(cache.length() == 5);
 }
 
 TEST_CASE("generating past max_seq_len is std::out_of_range before any work") {
   const Decoder model(small_config(2, 850));  // max_seq_len 24
   const Tokens prompt = random_tokens(2, 20, 40, 851);
-  CHECK_THROWS_WITH_AS(model.generate_uncached(prompt, 5),
+  REQUIRE_THROWS_WITH_AS(model.generate_uncached(prompt, 5),
                        "Decoder::generate_uncached: prompt and generated tokens exceed "
                        "max_seq_len = 24: given P = 20 and n_new = 5",
                        std::out_of_range);
   MultiLayerKVCache cache = model.make_cache(2);
-  CHECK_THROWS_WITH_AS(model.generate_cached(prompt, 5, cache),
+  REQUIRE_THROWS_WITH_AS(model.generate_cached(prompt, 5, cache),
                        "Decoder::generate_cached: no room for the new tokens: the cache holds 0 "
                        "and can hold 24 (min of max_seq_len = 24 and the cache capacity = 24), "
                        "given 25 more",
