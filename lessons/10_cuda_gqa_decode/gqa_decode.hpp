@@ -24,16 +24,17 @@ class DeviceKVCache {
   /// @throws std::out_of_range if length() + Tn > capacity(); the cache is then unchanged.
   void append(const Tensor4& k_new, const Tensor4& v_new);
 
-  std::size_t length() const { return length_; }
-  std::size_t capacity() const { return capacity_; }
+  std::size_t length() const { return length_; }      ///< positions stored so far
+  std::size_t capacity() const { return capacity_; }  ///< positions it can hold
   std::size_t batch() const { return batch_; }        ///< B
   std::size_t kv_heads() const { return kv_heads_; }  ///< G
   std::size_t head_dim() const { return head_dim_; }  ///< D
   const float* keys_device() const { return k_.get(); }    ///< (B, G, capacity, D)
   const float* values_device() const { return v_.get(); }  ///< (B, G, capacity, D)
 
-  /// Copies of the cached positions, (B, G, length, D): for tests and debugging.
+  /// A copy of the cached keys, (B, G, length, D): for tests and debugging.
   Tensor4 keys() const;
+  /// A copy of the cached values, (B, G, length, D): for tests and debugging.
   Tensor4 values() const;
 
  private:

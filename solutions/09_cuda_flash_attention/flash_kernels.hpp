@@ -8,8 +8,9 @@
 
 namespace attn::gpu {
 
-/// Query rows per block (one warp each) and keys per K/V tile of the fused kernel.
+/// Query rows per block of the fused kernel, one warp each.
 inline constexpr int kFlashRows = 16;
+/// Keys per K/V tile of the fused kernel, one per lane of a warp.
 inline constexpr int kFlashKeys = 32;
 /// The largest head dimension the kernel's shared-memory tiles hold.
 inline constexpr int kFlashMaxHeadDim = 128;
