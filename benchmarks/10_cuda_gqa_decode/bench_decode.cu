@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "attn/check.hpp"
+#include "attn/gpu_bench.hpp"
 #include "decode_kernels.hpp"
 
 namespace {
@@ -101,37 +102,9 @@ bool validate(const Problem& p) {
   const auto ref = reference(q, k, v, p);
   const std::size_t tiles = (p.t + attn::gpu::kDecodeKeys - 1) / attn::gpu::kDecodeKeys;
   const double atol = attn::tol_attention(p.d, p.t + 2 * tiles + p.splits + 2, 1.0, 1.0, 1.0).atol;
-  int bad = 0;
-  for (std::size_t i = 0; i < nq; ++i) {
-    if (!(std::abs(got[i] - ref[i]) <= atol)) {
-      if (bad < 10) std::printf("  mismatch at %zu: got %.9g, expected %.9g (tol %.3g)\n", i, got[i], ref[i], atol);
-      ++bad;
-    }
-  }
-  return bad == 0;
+  return attn::cuda::all_within(got, ref, atol);
 }
 
-/// Median milliseconds of `reps` runs of f, each after flushing L2 with a memset of `flush`.
-template <class F>
-double median_ms(F f, void* flush, std::size_t flush_bytes, int reps = 50) {
-  cudaEvent_t start, stop;
-  ATTN_CUDA_CHECK(cudaEventCreate(&start));
-  ATTN_CUDA_CHECK(cudaEventCreate(&stop));
-  for (int i = 0; i < 5; ++i) f();
-  std::vector<float> ms(reps);
-  for (int i = 0; i < reps; ++i) {
-    ATTN_CUDA_CHECK(cudaMemset(flush, i & 0xff, flush_bytes));
-    ATTN_CUDA_CHECK(cudaEventRecord(start));
-    f();
-    ATTN_CUDA_CHECK(cudaEventRecord(stop));
-    ATTN_CUDA_CHECK(cudaEventSynchronize(stop));
-    ATTN_CUDA_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
-  }
-  ATTN_CUDA_CHECK(cudaEventDestroy(start));
-  ATTN_CUDA_CHECK(cudaEventDestroy(stop));
-  std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
-  return ms[reps / 2];
-}
 
 }  // namespace
 
@@ -139,24 +112,10 @@ int main() {
   cudaDeviceProp prop{};
   ATTN_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
-  const std::size_t flush_bytes = std::max<std::size_t>(std::size_t(prop.l2CacheSize) * 2, 64u << 20);
-  void* flush = nullptr;
-  ATTN_CUDA_CHECK(cudaMalloc(&flush, flush_bytes));
+  const attn::cuda::L2Flush flush(prop);
 
-  double copy_gbs = 0.0;
-  {
-    const std::size_t bytes = std::size_t(1) << 30;
-    void *a = nullptr, *b = nullptr;
-    ATTN_CUDA_CHECK(cudaMalloc(&a, bytes));
-    ATTN_CUDA_CHECK(cudaMalloc(&b, bytes));
-    ATTN_CUDA_CHECK(cudaMemset(a, 1, bytes));
-    const double ms = median_ms([&] { ATTN_CUDA_CHECK(cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice)); },
-                                flush, flush_bytes, 20);
-    copy_gbs = 2.0 * double(bytes) / ms / 1e6;  // read + write
-    std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
-    cudaFree(a);
-    cudaFree(b);
-  }
+  const double copy_gbs = attn::cuda::copy_bandwidth_gbs(flush);
+  std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
 
   for (const int splits : {1, 3})
     for (const int g : {8, 32}) {
@@ -178,7 +137,7 @@ int main() {
       ATTN_CUDA_CHECK(cudaMemset(dev.q, 0, std::size_t(p.b) * p.h * p.d * sizeof(float)));
       ATTN_CUDA_CHECK(cudaMemset(dev.k, 0, nk * sizeof(float)));
       ATTN_CUDA_CHECK(cudaMemset(dev.v, 0, nk * sizeof(float)));
-      const double ms = median_ms([&] { dev.run(p); }, flush, flush_bytes);
+      const double ms = attn::cuda::median_ms([&] { dev.run(p); }, flush);
       const double gbs = 2.0 * double(nk) * sizeof(float) / ms / 1e6;  // K and V, each read once
       (g == p.h ? best_mha : best_gqa) = std::min(g == p.h ? best_mha : best_gqa, ms);
       char name[80];
@@ -187,7 +146,6 @@ int main() {
       std::printf("%-44s %9.3f %9.0f %10.1f%%\n", name, ms, gbs, 100.0 * gbs / copy_gbs);
     }
   std::printf("\nGQA (G=8) over the MHA-expanded cache (G=32), best split each: %.2fx faster\n", best_mha / best_gqa);
-  cudaFree(flush);
   return 0;
 }
 

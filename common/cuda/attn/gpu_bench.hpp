@@ -1,0 +1,88 @@
+/// @file gpu_bench.hpp
+/// @brief What the GPU benchmarks share: CUDA-event timing with the L2 cache flushed
+///        before each run, the device's copy bandwidth, and validation against a
+///        reference that prints the first mismatches (in the style of llm.c's dev/cuda).
+///        Only on a real GPU (ATTN_CUDA_RUNTIME); the emulator has no meaningful time.
+#pragma once
+
+#include "attn/cuda.hpp"
+
+#if ATTN_CUDA_RUNTIME
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <vector>
+
+namespace attn::cuda {
+
+/// A device buffer twice the size of L2 (at least 64 MiB); writing it evicts what a
+/// previous run left in L2, so every timed run starts from device memory.
+class L2Flush {
+ public:
+  explicit L2Flush(const cudaDeviceProp& prop)
+      : bytes_(std::max<std::size_t>(std::size_t(prop.l2CacheSize) * 2, std::size_t(64) << 20)) {
+    ATTN_CUDA_CHECK(cudaMalloc(&buffer_, bytes_));
+  }
+  ~L2Flush() { cudaFree(buffer_); }
+  L2Flush(const L2Flush&) = delete;
+  L2Flush& operator=(const L2Flush&) = delete;
+  /// Overwrites the whole buffer with a byte that changes from call to call.
+  void operator()(int round) const { ATTN_CUDA_CHECK(cudaMemset(buffer_, round & 0xff, bytes_)); }
+
+ private:
+  std::size_t bytes_;
+  void* buffer_ = nullptr;
+};
+
+/// Median milliseconds of `reps` runs of f() timed with CUDA events, after 5 untimed
+/// warm-up runs, with L2 flushed before each timed run.
+template <class F>
+double median_ms(F&& f, const L2Flush& flush, int reps = 50) {
+  cudaEvent_t start, stop;
+  ATTN_CUDA_CHECK(cudaEventCreate(&start));
+  ATTN_CUDA_CHECK(cudaEventCreate(&stop));
+  for (int i = 0; i < 5; ++i) f();
+  std::vector<float> ms(reps);
+  for (int i = 0; i < reps; ++i) {
+    flush(i);
+    ATTN_CUDA_CHECK(cudaEventRecord(start));
+    f();
+    ATTN_CUDA_CHECK(cudaEventRecord(stop));
+    ATTN_CUDA_CHECK(cudaEventSynchronize(stop));
+    ATTN_CUDA_CHECK(cudaEventElapsedTime(&ms[i], start, stop));
+  }
+  ATTN_CUDA_CHECK(cudaEventDestroy(start));
+  ATTN_CUDA_CHECK(cudaEventDestroy(stop));
+  std::nth_element(ms.begin(), ms.begin() + reps / 2, ms.end());
+  return ms[reps / 2];
+}
+
+/// The device's memory bandwidth in GB/s (10^9 bytes), measured as a 1 GiB
+/// device-to-device copy that reads and writes every byte: 2 * bytes / time.
+inline double copy_bandwidth_gbs(const L2Flush& flush) {
+  const std::size_t bytes = std::size_t(1) << 30;
+  void *a = nullptr, *b = nullptr;
+  ATTN_CUDA_CHECK(cudaMalloc(&a, bytes));
+  ATTN_CUDA_CHECK(cudaMalloc(&b, bytes));
+  ATTN_CUDA_CHECK(cudaMemset(a, 1, bytes));
+  const double ms =
+      median_ms([&] { ATTN_CUDA_CHECK(cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice)); }, flush, 20);
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * double(bytes) / ms / 1e6;
+}
+
+/// True if |got[i] - ref[i]| <= atol everywhere; prints the first ten mismatches.
+inline bool all_within(const std::vector<float>& got, const std::vector<double>& ref, double atol) {
+  int bad = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (std::abs(got[i] - ref[i]) <= atol) continue;  // false for NaN
+    if (bad < 10) std::printf("  mismatch at %zu: got %.9g, expected %.9g (tol %.3g)\n", i, got[i], ref[i], atol);
+    ++bad;
+  }
+  return bad == 0;
+}
+
+}  // namespace attn::cuda
+#endif  // ATTN_CUDA_RUNTIME
