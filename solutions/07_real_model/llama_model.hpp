@@ -1,0 +1,229 @@
+/// @file llama_model.hpp
+/// @brief Lesson 07: a real model. SmolLM2-135M-Instruct (9 query heads, 3 KV heads,
+///        30 layers) read from its GGUF file and run on the code of lessons 01-06:
+///        RMSNorm, the Q/K/V projections, RoPE in GGUF's adjacent pairing, grouped-query
+///        attention over the KV cache, the SwiGLU MLP and the residual stream; then the
+///        generation loop (greedy or sampled) and the negative log-likelihood that
+///        perplexity is made of. Any Llama-architecture GGUF with F32, F16, Q4_0, Q4_1 or
+///        Q8_0 tensors loads the same way.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "attn/core.hpp"
+#include "decoder.hpp"   // lesson 05: Tokens, TokenColumn, Tensor1, linear, greedy_next, attend_cached
+#include "gguf.hpp"      // common/gguf: the file reader
+#include "kv_cache.hpp"  // lesson 04: MultiLayerKVCache
+#include "rope.hpp"      // lesson 06: apply_rope
+
+namespace attn {
+
+/// The sizes and constants of a Llama-architecture model, as its GGUF metadata states them.
+struct LlamaConfig {
+  std::size_t vocab = 0;           ///< V: rows of token_embd.weight
+  std::size_t d_model = 0;         ///< llama.embedding_length
+  std::size_t n_layers = 0;        ///< llama.block_count
+  std::size_t n_heads = 0;         ///< H: llama.attention.head_count
+  std::size_t n_kv_heads = 0;      ///< G: llama.attention.head_count_kv
+  std::size_t head_dim = 0;        ///< D = d_model / H
+  std::size_t d_ff = 0;            ///< llama.feed_forward_length
+  std::size_t context_length = 0;  ///< llama.context_length: the longest sequence it was trained on
+  double rope_theta = 10000.0;     ///< llama.rope.freq_base (10000 when the file does not say)
+  float rms_eps = 1e-5f;           ///< llama.attention.layer_norm_rms_epsilon
+};
+
+/// Reads the LlamaConfig of a GGUF file from its metadata (keys in the fields' comments)
+/// and the vocabulary size from the shape of token_embd.weight.
+/// @throws gguf::FormatError if a required key is missing or has another type.
+/// @throws std::invalid_argument if general.architecture is not "llama", a size is 0,
+///         H does not divide d_model, G does not divide H, D is odd (RoPE rotates pairs),
+///         or the epsilon is not a finite number > 0; the message names expected and given.
+LlamaConfig llama_config(const gguf::File& file);
+
+/// RMSNorm of every vector of x: y = x / sqrt(mean(x^2) + eps) * gain, with the sum of
+/// squares accumulated in float32 (as llama.cpp does).
+/// @param x    (B, T, C)
+/// @param gain (C)
+/// @param eps  added to the mean square; the model's rms_eps
+/// @return     (B, T, C)
+/// @throws std::invalid_argument if the gain has not C elements.
+Tensor3 rms_norm(const Tensor3& x, const Tensor1& gain, float eps);
+
+/// y = x W for a batch of rows, (M, K) x (K, N) -> (M, N), by OpenBLAS's sgemm: the
+/// model-sized products of this lesson. Unlike lesson 05's linear, the order of the
+/// additions may depend on M, so a row's result can differ in the last bits between a
+/// prefill and a decode step.
+/// @throws std::invalid_argument if the inner dimensions differ.
+Tensor2 linear_blas(const Tensor2& x, const Tensor2& w);
+
+/// The SwiGLU MLP of Llama: down(silu(x W_gate) * (x W_up)), silu(a) = a / (1 + e^-a).
+/// @param x      (B, T, d_model)
+/// @param w_gate (d_model, d_ff)
+/// @param w_up   (d_model, d_ff)
+/// @param w_down (d_ff, d_model)
+/// @return       (B, T, d_model)
+/// @throws std::invalid_argument if the shapes disagree.
+Tensor3 swiglu(const Tensor3& x, const Tensor2& w_gate, const Tensor2& w_up, const Tensor2& w_down);
+
+/// The weights of one block, every matrix stored (in, out) as in lessons 03 and 05: y = x W.
+struct LlamaLayer {
+  Tensor1 attn_norm;  ///< (d_model)      blk.N.attn_norm.weight
+  Tensor2 wq;         ///< (d_model, H*D) blk.N.attn_q.weight, adjacent-pair RoPE layout
+  Tensor2 wk;         ///< (d_model, G*D) blk.N.attn_k.weight, adjacent-pair RoPE layout
+  Tensor2 wv;         ///< (d_model, G*D) blk.N.attn_v.weight
+  Tensor2 wo;         ///< (H*D, d_model) blk.N.attn_output.weight
+  Tensor1 mlp_norm;   ///< (d_model)      blk.N.ffn_norm.weight
+  Tensor2 w_gate;     ///< (d_model, d_ff) blk.N.ffn_gate.weight
+  Tensor2 w_up;       ///< (d_model, d_ff) blk.N.ffn_up.weight
+  Tensor2 w_down;     ///< (d_ff, d_model) blk.N.ffn_down.weight
+};
+
+/// Every weight of a model, dequantized to float32.
+struct LlamaWeights {
+  LlamaConfig config;
+  Tensor2 embedding;               ///< (V, d_model) token_embd.weight: row id is token id's vector
+  std::vector<LlamaLayer> layers;  ///< L blocks
+  Tensor1 final_norm;              ///< (d_model) output_norm.weight
+  Tensor2 output;                  ///< (d_model, V) output.weight, or the embedding transposed
+                                   ///< when the file has none (tied embeddings, as SmolLM2)
+  bool tied = false;               ///< true if output is the transposed embedding
+};
+
+/// Reads llama_config(file) and every tensor the config asks for, dequantized and
+/// transposed from GGUF's (out, in) rows into (in, out).
+/// @throws std::out_of_range naming a tensor that is missing.
+/// @throws std::invalid_argument naming a tensor whose shape is not the config's.
+/// @throws what llama_config and the dequantizer throw.
+LlamaWeights load_llama(const gguf::File& file);
+
+/// Number of parameters of the weights (the output matrix counted once when tied).
+std::size_t parameter_count(const LlamaWeights& w);
+
+/// The same model with its G KV heads repeated to H (multi-head attention): the K and V
+/// projection columns of KV head g are copied to heads g*(H/G) ... g*(H/G) + H/G - 1, the
+/// order in which query head h reads KV head h / (H/G). Its logits equal the original's;
+/// its cache is H/G times larger.
+LlamaWeights expand_kv_heads(const LlamaWeights& w);
+
+/// The same model with fewer KV heads, each the mean of the K and V projections of the
+/// n_kv_heads' consecutive heads it replaces (Ainslie et al. 2023, "GQA", section 2.1;
+/// with n_kv_heads = 1 it is multi-query attention). No retraining: the outputs drift.
+/// @throws std::invalid_argument if n_kv_heads is 0 or does not divide the model's G.
+LlamaWeights pool_kv_heads(const LlamaWeights& w, std::size_t n_kv_heads);
+
+/// A Llama-architecture decoder: embedding, L blocks of
+///   x += Wo . attention(RoPE(Wq . rms_norm(x)), RoPE(Wk . rms_norm(x)), Wv . rms_norm(x))
+///   x += swiglu(rms_norm(x))
+/// then rms_norm and the output projection to V logits.
+class LlamaModel {
+ public:
+  /// Takes the weights (move them in: they are hundreds of MiB).
+  explicit LlamaModel(LlamaWeights weights);
+
+  const LlamaConfig& config() const { return w_.config; }
+  const LlamaWeights& weights() const { return w_; }
+
+  /// An empty cache for this model: L layers of (batch, G, capacity, D).
+  /// @throws std::invalid_argument if batch or capacity is 0.
+  MultiLayerKVCache make_cache(std::size_t batch, std::size_t capacity) const;
+
+  /// Uncached forward over every position, causal: row t sees tokens 0 ... t.
+  /// @param tokens (B, T), T >= 1
+  /// @return       logits (B, T, V)
+  /// @throws std::invalid_argument if T is 0; std::out_of_range if an id is >= V.
+  Tensor3 forward(const Tokens& tokens) const;
+
+  /// Cached forward of T new tokens at positions cache.length() ... cache.length() + T - 1;
+  /// their keys (after RoPE) and values are appended to every layer's cache. On an empty
+  /// cache it is the prefill of a prompt, and its logits equal forward(tokens).
+  /// @throws std::invalid_argument if T is 0 or the cache does not fit the model and batch.
+  /// @throws std::out_of_range if the cache has no room for T more (it is then unchanged)
+  ///         or an id is >= V.
+  Tensor3 prefill(const Tokens& tokens, MultiLayerKVCache& cache) const;
+
+  /// One decode step: one token per sequence at position cache.length().
+  /// @param last (B)
+  /// @return     logits (B, V)
+  /// @throws as prefill.
+  Tensor2 decode_step(const TokenColumn& last, MultiLayerKVCache& cache) const;
+
+ private:
+  /// The attention sublayer of block l on its normalized input h (B, T, d_model) whose row
+  /// t sits at position first_position + t: projections, RoPE, grouped-query attention
+  /// (over the cache when there is one), the output projection. Returns (B, T, d_model).
+  Tensor3 attention(const Tensor3& h, const LlamaLayer& w, std::size_t first_position,
+                    KVCache* cache) const;
+  /// Embedding, blocks, final norm and output projection of T tokens starting at
+  /// first_position; with a cache every layer appends to and reads from it.
+  Tensor3 run(const Tokens& tokens, std::size_t first_position, MultiLayerKVCache* cache) const;
+  void check_cache(const char* where, const MultiLayerKVCache& cache, std::size_t batch,
+                   std::size_t n_new) const;
+
+  LlamaWeights w_;
+};
+
+/// How the next token is chosen from a position's logits.
+struct Sampling {
+  float temperature = 0.0f;  ///< 0: greedy (argmax); otherwise softmax(logits / temperature)
+  float top_p = 1.0f;        ///< nucleus: keep the fewest most likely tokens whose probability
+                             ///< sums to at least top_p, in (0, 1]
+};
+
+/// Picks a token id from one position's logits. Greedy when temperature is 0 (the lowest id
+/// among equal maxima). Otherwise, in float64: p = softmax(logits / temperature); sort the
+/// ids by p, largest first (lower id first among equals); keep the shortest prefix whose
+/// sum reaches top_p (at least one id); renormalize it; return the first id of that order
+/// at which the running sum of the kept probabilities exceeds u * (their sum).
+/// @param logits (V)
+/// @param s      temperature >= 0 and top_p in (0, 1]
+/// @param u      a uniform number in [0, 1): the randomness, supplied by the caller
+/// @throws std::invalid_argument if V is 0, the temperature is negative or not finite,
+///         top_p is outside (0, 1], or u is outside [0, 1).
+std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u);
+
+/// The negative log-likelihood, in nats, of each next token: for t = first ... T - 2,
+/// -log softmax(logits[t])[tokens[t + 1]], computed in float64 (log-sum-exp with the
+/// maximum subtracted). Perplexity is exp of their mean.
+/// @param logits (T, V) of one sequence
+/// @param tokens the T ids that produced them
+/// @param first  the first position scored (llama.cpp's perplexity scores the second half
+///               of each chunk: first = T / 2)
+/// @return       T - 1 - first values
+/// @throws std::invalid_argument if tokens has not T ids or first >= T - 1; std::out_of_range
+///         if an id is >= V.
+std::vector<double> next_token_nll(const Tensor2& logits, const std::vector<std::size_t>& tokens,
+                                   std::size_t first);
+
+/// What generate() measured.
+struct GenerationStats {
+  std::size_t prompt_tokens = 0;
+  std::size_t new_tokens = 0;
+  double prefill_seconds = 0.0;  ///< the prompt's forward pass
+  double decode_seconds = 0.0;   ///< every decode step together
+};
+
+/// Generation of one sequence with the cache: prefill of the prompt, then one decode step per
+/// token, each chosen by sample_next with its own u drawn from `seed`. Stops after
+/// max_new_tokens, at a token of `stop`, or when on_token returns false; the stop token is
+/// returned but not fed back.
+/// @param on_token called with each new token as soon as it is chosen (may be empty)
+/// @return the new tokens
+/// @throws std::invalid_argument if the prompt is empty; std::out_of_range if prompt plus
+///         max_new_tokens do not fit in the cache (checked before any work).
+std::vector<std::size_t> generate(const LlamaModel& model, const std::vector<std::size_t>& prompt,
+                                  std::size_t max_new_tokens, MultiLayerKVCache& cache,
+                                  const Sampling& sampling = {}, std::uint64_t seed = 0,
+                                  const std::vector<std::size_t>& stop = {},
+                                  const std::function<bool(std::size_t)>& on_token = {},
+                                  GenerationStats* stats = nullptr);
+
+/// Greedy generation without a cache: n_new times, forward() over the whole sequence so far.
+/// The slow path that generate() must agree with.
+std::vector<std::size_t> generate_uncached(const LlamaModel& model,
+                                           const std::vector<std::size_t>& prompt,
+                                           std::size_t n_new);
+
+}  // namespace attn

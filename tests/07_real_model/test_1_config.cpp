@@ -1,0 +1,76 @@
+// Lesson 07, part 1: the model's sizes come from the GGUF metadata. A tiny Llama model is
+// written as a GGUF file in memory, so these tests need no download.
+#include "llama_model.hpp"
+
+#include "attn/testing.hpp"
+#include "tiny_llama.hpp"
+
+using namespace attn;
+
+namespace {
+
+LlamaConfig config_of(const attn::gguf::testing::Writer& w) {
+  const auto bytes = attn::gguf::testing::Writer(w).build();
+  return llama_config(attn::gguf::File::parse(bytes, "tiny llama"));
+}
+
+}  // namespace
+
+TEST_CASE("llama_config reads every size, RoPE's base and the epsilon from the metadata") {
+  tiny::Spec s;
+  s.theta = 100000.0;
+  s.eps = 3e-6f;
+  const LlamaConfig c = config_of(tiny::writer(tiny::make_weights(s)));
+  CHECK(c.vocab == s.vocab);  // rows of token_embd.weight: no key holds it
+  CHECK(c.d_model == s.d_model);
+  CHECK(c.n_layers == s.n_layers);
+  CHECK(c.n_heads == s.n_heads);
+  CHECK(c.n_kv_heads == s.n_kv_heads);
+  CHECK(c.head_dim == s.d_model / s.n_heads);
+  CHECK(c.d_ff == s.d_ff);
+  CHECK(c.context_length == s.context);
+  CHECK(c.rope_theta == doctest::Approx(100000.0));
+  CHECK(c.rms_eps == doctest::Approx(3e-6).epsilon(1e-6));
+}
+
+TEST_CASE("llama_config takes RoPE's base as 10000 when the file does not say") {
+  const tiny::Weights w = tiny::make_weights(tiny::Spec{});
+  const LlamaConfig c = config_of(tiny::writer(w, "llama.rope.freq_base"));
+  CHECK(c.rope_theta == 10000.0);
+}
+
+TEST_CASE("llama_config refers a missing key to the reader's FormatError, naming the key") {
+  const tiny::Weights w = tiny::make_weights(tiny::Spec{});
+  for (const std::string key : {"llama.block_count", "llama.attention.head_count_kv",
+                                "llama.attention.layer_norm_rms_epsilon"}) {
+    CAPTURE(key);
+    try {
+      config_of(tiny::writer(w, key));
+      FAIL("no exception for a file without " << key);
+    } catch (const attn::gguf::FormatError& e) {
+      CHECK(std::string(e.what()).find(key) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("llama_config refuses inconsistent heads with a message naming H and G") {
+  const tiny::Weights w = tiny::make_weights(tiny::Spec{});  // H = 4, G = 2, d_model 16
+  // 4 query heads cannot share 3 KV heads evenly.
+  CHECK_THROWS_WITH_AS(config_of(tiny::writer(w, "", "llama.attention.head_count_kv", 3)),
+                       doctest::Contains("H = 4 and G = 3"), std::invalid_argument);
+  // 16 channels do not split into 3 heads.
+  CHECK_THROWS_WITH_AS(config_of(tiny::writer(w, "", "llama.attention.head_count", 3)),
+                       doctest::Contains("given 16 and 3"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(config_of(tiny::writer(w, "", "llama.attention.head_count_kv", 0)),
+                       doctest::Contains("head_count_kv 0"), std::invalid_argument);
+  // d_model 16 in 8 heads of D = 2 is fine; in 16 heads of D = 1 RoPE has no pairs.
+  CHECK_THROWS_WITH_AS(config_of(tiny::writer(w, "", "llama.attention.head_count", 16)),
+                       doctest::Contains("D = 1"), std::invalid_argument);
+}
+
+TEST_CASE("llama_config refuses another architecture") {
+  const tiny::Weights w = tiny::make_weights(tiny::Spec{});
+  auto writer = tiny::writer(w, "general.architecture");
+  writer.str("general.architecture", "gpt2");
+  CHECK_THROWS_WITH_AS(config_of(writer), doctest::Contains("\"gpt2\""), std::invalid_argument);
+}
