@@ -7,8 +7,8 @@
 # writes the measurements to lessons/07_real_model/results.json, draws speedup.png and
 # kv_bytes.png next to the README with gnuplot and writes the README's numbers between its
 # result markers (--quick: a smoke test of two minutes, to /tmp/bench_model_quick.json,
-# nothing else written). A full run takes about half an
-# hour on 2 cores; run it on a quiet machine. ATTN_BENCH_BUILD chooses the build folder
+# nothing else written). A full run takes about twenty minutes on 2 cores; run it on a
+# quiet machine. ATTN_BENCH_BUILD chooses the build folder
 # (default build/bench).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
