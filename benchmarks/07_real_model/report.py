@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lesson 07's benchmark report: plots and the README's numbers, from results.json.
 
-    report.py            draws speedup.png and kv_bytes.png with gnuplot and writes the
+    report.py            draws model_speedup.png and model_kv_bytes.png with gnuplot and writes the
                          tables between the README's result markers
     report.py --check    exits 1 unless the README's marked block is exactly what
                          results.json gives (a CTest test, label `bench`)
@@ -61,7 +61,7 @@ def render(r):
         f"Decode, one token per step (median of the steps), against the bandwidth floor: the "
         f"bytes a step must read ({dec['weight_bytes'] / 1e6:.0f} MB of float32 weights, plus the "
         f"cache) over the copy bandwidth measured by the same program, "
-        f"{dec['copy_bandwidth_gbs']:.1f} GB/s (bytes read plus written, 1 GB = 10^9 bytes):")
+        f"{dec['copy_bandwidth_gbs']:.1f} GB/s (bytes read plus written; 1 GB = 1000³ bytes):")
     out.append("")
     out.append("| context | ms per token | tokens/s | bytes read per step | floor (ms) | % of the floor |")
     out.append("|---:|---:|---:|---:|---:|---:|")
@@ -90,7 +90,7 @@ def plots(r):
     gnuplot(term + f"""$s << EOD
 {pts}
 EOD
-set output '{LESSON / "speedup.png"}'
+set output '{LESSON / "model_speedup.png"}'
 set title 'SmolLM2-135M: cached over uncached greedy generation, prompt {gen["prompt_tokens"]} tokens'
 set xlabel 'generated tokens'
 set ylabel 'speedup (uncached time / cached time)'
@@ -106,7 +106,7 @@ plot $s using 1:2 with linespoints lw 2 pt 7 lc rgb '#3b6ea8', $s using 1:2:(spr
     gnuplot(term + f"""$kv << EOD
 {rows}
 EOD
-set output '{LESSON / "kv_bytes.png"}'
+set output '{LESSON / "model_kv_bytes.png"}'
 set title 'SmolLM2-135M: KV cache per token, 30 layers, head dim 64, float32'
 set ylabel 'KiB per token'
 set style fill solid 0.7 border -1
@@ -133,7 +133,7 @@ def main():
         sys.exit("results.json comes from a --quick run: run the full benchmark first")
     plots(r)
     README.write_text(text[:start] + block + text[end:])
-    print(f"wrote {README.relative_to(ROOT)}, speedup.png, kv_bytes.png")
+    print(f"wrote {README.relative_to(ROOT)}, model_speedup.png, model_kv_bytes.png")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
 #   benchmarks/07_real_model/run.sh [--quick]
 #
 # Builds bench_model against solutions/ (RelWithDebInfo: -O2), fetches the model if needed,
-# writes the measurements to lessons/07_real_model/results.json, draws speedup.png and
-# kv_bytes.png next to the README with gnuplot and writes the README's numbers between its
+# writes the measurements to lessons/07_real_model/results.json, draws model_speedup.png and
+# model_kv_bytes.png next to the README with gnuplot and writes the README's numbers between its
 # result markers (--quick: a smoke test of two minutes, to /tmp/bench_model_quick.json,
 # nothing else written). A full run takes about twenty minutes on 2 cores; run it on a
 # quiet machine. ATTN_BENCH_BUILD chooses the build folder

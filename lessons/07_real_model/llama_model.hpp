@@ -83,7 +83,7 @@ struct LlamaLayer {
 
 /// Every weight of a model, dequantized to float32.
 struct LlamaWeights {
-  LlamaConfig config;
+  LlamaConfig config;              ///< the sizes the tensors have
   Tensor2 embedding;               ///< (V, d_model) token_embd.weight: row id is token id's vector
   std::vector<LlamaLayer> layers;  ///< L blocks
   Tensor1 final_norm;              ///< (d_model) output_norm.weight
@@ -121,12 +121,19 @@ LlamaWeights pool_kv_heads(const LlamaWeights& w, std::size_t n_kv_heads);
 class LlamaModel {
  public:
   /// Takes the weights (move them in: they are hundreds of MiB).
+  /// @param weights every tensor of the model, as load_llama returns them
+  /// @throws std::invalid_argument if their shapes disagree with their config.
   explicit LlamaModel(LlamaWeights weights);
 
+  /// The sizes of the model.
   const LlamaConfig& config() const { return w_.config; }
+  /// Every weight (for experiments: expand_kv_heads, pool_kv_heads, parameter_count).
   const LlamaWeights& weights() const { return w_; }
 
   /// An empty cache for this model: L layers of (batch, G, capacity, D).
+  /// @param batch    sequences it holds, B
+  /// @param capacity positions it holds per sequence
+  /// @return         the cache, length 0
   /// @throws std::invalid_argument if batch or capacity is 0.
   MultiLayerKVCache make_cache(std::size_t batch, std::size_t capacity) const;
 
@@ -139,14 +146,18 @@ class LlamaModel {
   /// Cached forward of T new tokens at positions cache.length() ... cache.length() + T - 1;
   /// their keys (after RoPE) and values are appended to every layer's cache. On an empty
   /// cache it is the prefill of a prompt, and its logits equal forward(tokens).
+  /// @param tokens (B, T), T >= 1
+  /// @param cache  L layers of batch B; holds T more tokens afterwards
+  /// @return       logits (B, T, V)
   /// @throws std::invalid_argument if T is 0 or the cache does not fit the model and batch.
   /// @throws std::out_of_range if the cache has no room for T more (it is then unchanged)
   ///         or an id is >= V.
   Tensor3 prefill(const Tokens& tokens, MultiLayerKVCache& cache) const;
 
   /// One decode step: one token per sequence at position cache.length().
-  /// @param last (B)
-  /// @return     logits (B, V)
+  /// @param last  (B) one token per sequence
+  /// @param cache L layers of batch B; holds one more token afterwards
+  /// @return      logits (B, V)
   /// @throws as prefill.
   Tensor2 decode_step(const TokenColumn& last, MultiLayerKVCache& cache) const;
 
@@ -199,8 +210,8 @@ std::vector<double> next_token_nll(const Tensor2& logits, const std::vector<std:
 
 /// What generate() measured.
 struct GenerationStats {
-  std::size_t prompt_tokens = 0;
-  std::size_t new_tokens = 0;
+  std::size_t prompt_tokens = 0;  ///< tokens of the prompt, run in one prefill
+  std::size_t new_tokens = 0;     ///< tokens generated (the returned ones)
   double prefill_seconds = 0.0;  ///< the prompt's forward pass
   double decode_seconds = 0.0;   ///< every decode step together
 };
@@ -208,8 +219,18 @@ struct GenerationStats {
 /// Generation of one sequence with the cache: prefill of the prompt, then one decode step per
 /// token, each chosen by sample_next with its own u drawn from `seed`. Stops after
 /// max_new_tokens, at a token of `stop`, or when on_token returns false; the stop token is
-/// returned but not fed back.
-/// @param on_token called with each new token as soon as it is chosen (may be empty)
+/// returned but not fed back, and so is the last token when max_new_tokens is reached: the
+/// cache holds the prompt and all new tokens but the last.
+/// @param model          the model
+/// @param prompt         token ids, at least one
+/// @param max_new_tokens the most tokens to generate
+/// @param cache          batch 1, with room for the prompt and max_new_tokens
+/// @param sampling       greedy (the default), or temperature and top-p
+/// @param seed           seeds the uniform numbers sample_next draws from
+/// @param stop           ids that end generation (e.g. <|im_end|>)
+/// @param on_token       called with each new token as soon as it is chosen (may be empty);
+///                       returning false stops generation
+/// @param stats          if not null, receives the counts and times
 /// @return the new tokens
 /// @throws std::invalid_argument if the prompt is empty; std::out_of_range if prompt plus
 ///         max_new_tokens do not fit in the cache (checked before any work).
@@ -222,6 +243,11 @@ std::vector<std::size_t> generate(const LlamaModel& model, const std::vector<std
 
 /// Greedy generation without a cache: n_new times, forward() over the whole sequence so far.
 /// The slow path that generate() must agree with.
+/// @param model  the model
+/// @param prompt token ids, at least one
+/// @param n_new  tokens to generate
+/// @return       the n_new generated tokens
+/// @throws std::invalid_argument if the prompt is empty.
 std::vector<std::size_t> generate_uncached(const LlamaModel& model,
                                            const std::vector<std::size_t>& prompt,
                                            std::size_t n_new);
