@@ -121,7 +121,6 @@ int main() {
   const attn::cuda::L2Flush flush(prop);
 
   // Copy bandwidth: a large device-to-device copy reads and writes every byte.
-  // Copy bandwidth: a large device-to-device copy reads and writes every byte.
   std::printf("device-to-device copy: %.0f GB/s (read + write)\n", attn::cuda::copy_bandwidth_gbs(flush));
 
   // Validate every configuration that is timed, on a small problem of the same kind.
