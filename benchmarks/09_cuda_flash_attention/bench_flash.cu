@@ -1,13 +1,25 @@
-// Lesson 09's benchmark: the fused float32 attention kernel on a GPU.
+// Lesson 09's benchmark: the fused attention kernels on a GPU.
 //
 //   cmake --preset solutions -DATTN_CUDA_GPU=ON
 //   cmake --build --preset solutions --target bench_flash && build/solutions/benchmarks/09_cuda_flash_attention/bench_flash
 //
-// Versions (one so far):
+// Versions:
 //   1. flash_attention_kernel, float32, one warp per query row, 16 rows x 32 keys per tile (lesson 09)
+//   2. flash_attention_fp16_kernel, q, k, v in half, both products on the tensor cores
+//      (wmma), 64 rows x 64 keys per tile, softmax and output in float32 (lesson 09, section 8)
+// Baselines, in the same run:
+//   3. cuBLAS f32: the unfused attention of lesson 08 on a library. Per (batch, KV head)
+//      the rows of its H/G query heads are contiguous, so S = Q K^T is one GEMM of
+//      (H/G T) x T x D, batched over B G (cublasSgemmStridedBatched); a softmax kernel
+//      (a warp per row, masked by position) writes P; O = P V is a second batched GEMM.
+//   4. cuBLAS fp16: the same with half inputs and P, float32 accumulation and S
+//      (cublasGemmStridedBatchedEx, tensor cores).
+//   The baselines compute the whole T x T square even when causal; their TFLOP/s count
+//   the same useful flops as the fused kernels', so the columns compare times.
 //
 // Each version is validated first against a float64 loop on a small problem (tolerance
-// tol_attention of common/attn/check.hpp, grown by 2 per key tile), then timed with CUDA
+// tol_attention of common/attn/check.hpp, grown by 2 per key tile; for half precision the
+// reference takes the half-rounded inputs and the bound grows by 2 * 2^-11), then timed with CUDA
 // events: 5 warm-up runs, the median of 50, the L2 cache flushed before each run.
 // Prints TFLOP/s (4 B H Tq Tk D flops without the mask; only the visible pairs with it).
 // On the CPU emulator it prints that it is skipped and exits 0: timings there would
@@ -19,10 +31,15 @@
 #if ATTN_CUDA_RUNTIME
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
+#include <cublas_v2.h>
+
 #include "attn/check.hpp"
+#include "attn/cuda_fp16.hpp"
 #include "attn/gpu_bench.hpp"
 #include "flash_kernels.hpp"
 
@@ -32,6 +49,105 @@ struct Problem {
   int b, h, g, t, d;
   bool causal;
 };
+
+enum class Version { f32, fp16, cublas_f32, cublas_fp16 };
+
+bool is_half(Version v) { return v == Version::fp16 || v == Version::cublas_fp16; }
+
+void cublas_check(cublasStatus_t status, const char* call) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    throw attn::cuda::Error(std::string("cuBLAS: ") + cublasGetStatusString(status) + " in " + call);
+}
+#define CUBLAS_CHECK(call) cublas_check((call), #call)
+
+/// p = softmax(s) along rows of t scores, one warp per row; with `causal`, row R sits at
+/// position R mod t (rows are (batch, head, query)) and sees keys j <= R mod t.
+template <class P>
+__global__ void softmax_rows_kernel(const float* s, P* p, long long rows, int t, bool causal) {
+  const long long row = static_cast<long long>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;  // the whole warp: a row per warp
+  const int visible = causal ? static_cast<int>(row % t) + 1 : t;
+  const float* sr = s + row * t;
+  P* pr = p + row * t;
+  float m = -INFINITY, l = 0.0f;
+  for (int j = lane; j < visible; j += 32) m = fmaxf(m, sr[j]);
+  for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  for (int j = lane; j < visible; j += 32) l += expf(sr[j] - m);
+  for (int o = 16; o > 0; o /= 2) l += __shfl_xor_sync(0xffffffffu, l, o);
+  for (int j = lane; j < t; j += 32) pr[j] = static_cast<P>(j < visible ? expf(sr[j] - m) / l : 0.0f);
+}
+
+/// The unfused cuBLAS attention: its handle and its (B, H, T, T) buffers of scores and probabilities.
+struct CublasAttention {
+  cublasHandle_t handle{};
+  float* s = nullptr;
+  void* p = nullptr;
+  explicit CublasAttention(const Problem& pr, bool half) {
+    CUBLAS_CHECK(cublasCreate(&handle));
+    const std::size_t n = std::size_t(pr.b) * pr.h * pr.t * pr.t;
+    ATTN_CUDA_CHECK(cudaMalloc(&s, n * sizeof(float)));
+    ATTN_CUDA_CHECK(cudaMalloc(&p, n * (half ? sizeof(__half) : sizeof(float))));
+  }
+  ~CublasAttention() {
+    cudaFree(s);
+    cudaFree(p);
+    cublasDestroy(handle);
+  }
+  CublasAttention(const CublasAttention&) = delete;
+  CublasAttention& operator=(const CublasAttention&) = delete;
+
+  /// Row-major X (r x c) is column-major X^T: S^T = K Q^T and O^T = V^T P^T in cuBLAS's terms.
+  void run(const void* q, const void* k, const void* v, float* out, const Problem& pr, bool half) {
+    const int group = pr.h / pr.g, m = group * pr.t, batches = pr.b * pr.g;
+    const long long q_stride = static_cast<long long>(m) * pr.d, kv_stride = static_cast<long long>(pr.t) * pr.d;
+    const long long s_stride = static_cast<long long>(m) * pr.t;
+    const float scale = 1.0f / std::sqrt(float(pr.d)), one = 1.0f, zero = 0.0f;
+    if (!half) {
+      CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_T, CUBLAS_OP_N, pr.t, m, pr.d, &scale,
+                                             static_cast<const float*>(k), pr.d, kv_stride,
+                                             static_cast<const float*>(q), pr.d, q_stride, &zero, s, pr.t,
+                                             s_stride, batches));
+    } else {
+      CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, pr.t, m, pr.d, &scale, k,
+                                              CUDA_R_16F, pr.d, kv_stride, q, CUDA_R_16F, pr.d, q_stride, &zero,
+                                              s, CUDA_R_32F, pr.t, s_stride, batches, CUBLAS_COMPUTE_32F,
+                                              CUBLAS_GEMM_DEFAULT));
+    }
+    const long long rows = static_cast<long long>(pr.b) * pr.h * pr.t;
+    const int warps = 8;
+    const unsigned blocks = static_cast<unsigned>((rows + warps - 1) / warps);
+    if (half)
+      softmax_rows_kernel<<<blocks, 32 * warps>>>(s, static_cast<__half*>(p), rows, pr.t, pr.causal);
+    else
+      softmax_rows_kernel<<<blocks, 32 * warps>>>(s, static_cast<float*>(p), rows, pr.t, pr.causal);
+    ATTN_CUDA_CHECK(cudaGetLastError());
+    if (!half) {
+      CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_N, pr.d, m, pr.t, &one,
+                                             static_cast<const float*>(v), pr.d, kv_stride,
+                                             static_cast<const float*>(p), pr.t, s_stride, &zero, out, pr.d,
+                                             q_stride, batches));
+    } else {
+      CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, pr.d, m, pr.t, &one, v,
+                                              CUDA_R_16F, pr.d, kv_stride, p, CUDA_R_16F, pr.t, s_stride, &zero,
+                                              out, CUDA_R_32F, pr.d, q_stride, batches, CUBLAS_COMPUTE_32F,
+                                              CUBLAS_GEMM_DEFAULT));
+    }
+  }
+};
+
+/// Every element rounded to half and back: the inputs the half-precision kernel sees.
+std::vector<float> rounded_to_half(const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) r[i] = __half2float(__float2half(x[i]));
+  return r;
+}
+
+std::vector<__half> to_half(const std::vector<float>& x) {
+  std::vector<__half> r(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) r[i] = __float2half(x[i]);
+  return r;
+}
 
 std::vector<float> random_vector(std::size_t n, unsigned seed) {
   std::mt19937 rng(seed);
@@ -76,41 +192,79 @@ std::vector<double> reference(const std::vector<float>& q, const std::vector<flo
 
 struct Device {
   float *q, *k, *v, *out;
+  __half *qh, *kh, *vh;
   explicit Device(const Problem& p) {
     const std::size_t nq = std::size_t(p.b) * p.h * p.t * p.d, nk = std::size_t(p.b) * p.g * p.t * p.d;
     ATTN_CUDA_CHECK(cudaMalloc(&q, nq * sizeof(float)));
     ATTN_CUDA_CHECK(cudaMalloc(&out, nq * sizeof(float)));
     ATTN_CUDA_CHECK(cudaMalloc(&k, nk * sizeof(float)));
     ATTN_CUDA_CHECK(cudaMalloc(&v, nk * sizeof(float)));
+    ATTN_CUDA_CHECK(cudaMalloc(&qh, nq * sizeof(__half)));
+    ATTN_CUDA_CHECK(cudaMalloc(&kh, nk * sizeof(__half)));
+    ATTN_CUDA_CHECK(cudaMalloc(&vh, nk * sizeof(__half)));
   }
   ~Device() {
-    cudaFree(q);
-    cudaFree(k);
-    cudaFree(v);
-    cudaFree(out);
+    for (void* p : {static_cast<void*>(q), static_cast<void*>(k), static_cast<void*>(v), static_cast<void*>(out),
+                    static_cast<void*>(qh), static_cast<void*>(kh), static_cast<void*>(vh)})
+      cudaFree(p);
   }
-  void run(const Problem& p) const {
-    attn::gpu::launch_flash_attention(q, k, v, out, p.b, p.h, p.g, p.t, p.t, p.d,
-                                      1.0f / std::sqrt(float(p.d)), p.causal, 0);
+  void upload(const Problem& p, const std::vector<float>& hq, const std::vector<float>& hk,
+              const std::vector<float>& hv) const {
+    const std::size_t nq = std::size_t(p.b) * p.h * p.t * p.d, nk = std::size_t(p.b) * p.g * p.t * p.d;
+    ATTN_CUDA_CHECK(cudaMemcpy(q, hq.data(), nq * sizeof(float), cudaMemcpyHostToDevice));
+    ATTN_CUDA_CHECK(cudaMemcpy(k, hk.data(), nk * sizeof(float), cudaMemcpyHostToDevice));
+    ATTN_CUDA_CHECK(cudaMemcpy(v, hv.data(), nk * sizeof(float), cudaMemcpyHostToDevice));
+    ATTN_CUDA_CHECK(cudaMemcpy(qh, to_half(hq).data(), nq * sizeof(__half), cudaMemcpyHostToDevice));
+    ATTN_CUDA_CHECK(cudaMemcpy(kh, to_half(hk).data(), nk * sizeof(__half), cudaMemcpyHostToDevice));
+    ATTN_CUDA_CHECK(cudaMemcpy(vh, to_half(hv).data(), nk * sizeof(__half), cudaMemcpyHostToDevice));
+  }
+  /// Runs one version; the cuBLAS ones need `baseline`, made for this problem and precision.
+  void run(const Problem& p, Version version, CublasAttention* baseline = nullptr) const {
+    const float scale = 1.0f / std::sqrt(float(p.d));
+    switch (version) {
+      case Version::f32:
+        attn::gpu::launch_flash_attention(q, k, v, out, p.b, p.h, p.g, p.t, p.t, p.d, scale, p.causal, 0);
+        break;
+      case Version::fp16:
+        attn::gpu::launch_flash_attention_fp16(qh, kh, vh, out, p.b, p.h, p.g, p.t, p.t, p.d, scale, p.causal, 0);
+        break;
+      case Version::cublas_f32: baseline->run(q, k, v, out, p, false); break;
+      case Version::cublas_fp16: baseline->run(qh, kh, vh, out, p, true); break;
+    }
   }
 };
 
-bool validate(const Problem& p) {
+bool validate(const Problem& p, Version version) {
   const std::size_t nq = std::size_t(p.b) * p.h * p.t * p.d, nk = std::size_t(p.b) * p.g * p.t * p.d;
   const auto q = random_vector(nq, 1), k = random_vector(nk, 2), v = random_vector(nk, 3);
   const Device dev(p);
-  ATTN_CUDA_CHECK(cudaMemcpy(dev.q, q.data(), nq * sizeof(float), cudaMemcpyHostToDevice));
-  ATTN_CUDA_CHECK(cudaMemcpy(dev.k, k.data(), nk * sizeof(float), cudaMemcpyHostToDevice));
-  ATTN_CUDA_CHECK(cudaMemcpy(dev.v, v.data(), nk * sizeof(float), cudaMemcpyHostToDevice));
-  dev.run(p);
+  dev.upload(p, q, k, v);
+  const bool baseline = version == Version::cublas_f32 || version == Version::cublas_fp16;
+  std::optional<CublasAttention> cublas;
+  if (baseline) cublas.emplace(p, is_half(version));
+  dev.run(p, version, baseline ? &*cublas : nullptr);
   std::vector<float> got(nq);
   ATTN_CUDA_CHECK(cudaMemcpy(got.data(), dev.out, nq * sizeof(float), cudaMemcpyDeviceToHost));
-  const auto ref = reference(q, k, v, p);
-  const std::size_t tiles = (p.t + attn::gpu::kFlashKeys - 1) / attn::gpu::kFlashKeys;
-  const double atol = attn::tol_attention(p.d, p.t + 2 * tiles, 1.0, 1.0, 1.0).atol;
+  const bool half = is_half(version);
+  const auto ref = half ? reference(rounded_to_half(q), rounded_to_half(k), rounded_to_half(v), p)
+                        : reference(q, k, v, p);
+  const int keys = half ? attn::gpu::kFlashTcKeys : attn::gpu::kFlashKeys;
+  const std::size_t tiles = (p.t + keys - 1) / keys;
+  const double atol = attn::tol_attention(p.d, p.t + 2 * tiles, 1.0, 1.0, 1.0).atol + (half ? 2.0 * 0x1p-11 : 0.0);
   return attn::cuda::all_within(got, ref, atol);
 }
 
+const char* version_name(Version version) {
+  switch (version) {
+    case Version::f32: return "flash f32";
+    case Version::fp16: return "flash fp16 wmma";
+    case Version::cublas_f32: return "cuBLAS f32 (unfused)";
+    case Version::cublas_fp16: return "cuBLAS fp16 (unfused)";
+  }
+  return "?";
+}
+
+constexpr Version kVersions[] = {Version::f32, Version::fp16, Version::cublas_f32, Version::cublas_fp16};
 
 }  // namespace
 
@@ -124,17 +278,18 @@ int main() {
   std::printf("device-to-device copy: %.0f GB/s (read + write)\n", attn::cuda::copy_bandwidth_gbs(flush));
 
   // Validate every configuration that is timed, on a small problem of the same kind.
-  for (const int d : {64, 128})
-    for (const bool causal : {false, true}) {
-      const Problem small{1, 4, 2, 301, d, causal};
-      if (!validate(small)) {
-        std::printf("validation FAILED for D=%d causal=%d\n", d, int(causal));
-        return 1;
+  for (const Version version : kVersions)
+    for (const int d : {64, 128})
+      for (const bool causal : {false, true}) {
+        const Problem small{1, 4, 2, 301, d, causal};
+        if (!validate(small, version)) {
+          std::printf("validation FAILED for %s D=%d causal=%d\n", version_name(version), d, int(causal));
+          return 1;
+        }
       }
-    }
-  std::printf("validation: ok (float64 reference, D = 64 and 128, causal and not)\n\n");
+  std::printf("validation: ok (float64 reference, every version, D = 64 and 128, causal and not)\n\n");
 
-  std::printf("%-40s %10s %10s\n", "kernel / problem", "ms", "TFLOP/s");
+  std::printf("%-48s %10s %10s\n", "kernel / problem", "ms", "TFLOP/s");
   for (const int d : {64, 128})
     for (const bool causal : {false, true}) {
       const Problem p{4, 32, 8, 4096, d, causal};
@@ -142,13 +297,21 @@ int main() {
       ATTN_CUDA_CHECK(cudaMemset(dev.q, 0, std::size_t(p.b) * p.h * p.t * p.d * sizeof(float)));
       ATTN_CUDA_CHECK(cudaMemset(dev.k, 0, std::size_t(p.b) * p.g * p.t * p.d * sizeof(float)));
       ATTN_CUDA_CHECK(cudaMemset(dev.v, 0, std::size_t(p.b) * p.g * p.t * p.d * sizeof(float)));
-      const double ms = attn::cuda::median_ms([&] { dev.run(p); }, flush);
+      ATTN_CUDA_CHECK(cudaMemset(dev.qh, 0, std::size_t(p.b) * p.h * p.t * p.d * sizeof(__half)));
+      ATTN_CUDA_CHECK(cudaMemset(dev.kh, 0, std::size_t(p.b) * p.g * p.t * p.d * sizeof(__half)));
+      ATTN_CUDA_CHECK(cudaMemset(dev.vh, 0, std::size_t(p.b) * p.g * p.t * p.d * sizeof(__half)));
       const double pairs = causal ? double(p.t) * (p.t + 1) / 2 : double(p.t) * p.t;
       const double flops = 4.0 * p.b * p.h * pairs * p.d;
-      char name[64];
-      std::snprintf(name, sizeof name, "flash f32 B=%d H=%d G=%d T=%d D=%d%s", p.b, p.h, p.g, p.t, p.d,
-                    causal ? " causal" : "");
-      std::printf("%-40s %10.3f %10.2f\n", name, ms, flops / ms / 1e9);
+      for (const Version version : kVersions) {
+        const bool baseline = version == Version::cublas_f32 || version == Version::cublas_fp16;
+        std::optional<CublasAttention> cublas;  // (B, H, T, T) float scores: 8 GiB at B = 4, H = 32, T = 4096
+        if (baseline) cublas.emplace(p, is_half(version));
+        const double ms = attn::cuda::median_ms([&] { dev.run(p, version, baseline ? &*cublas : nullptr); }, flush);
+        char name[96];
+        std::snprintf(name, sizeof name, "%s B=%d H=%d G=%d T=%d D=%d%s", version_name(version), p.b, p.h, p.g,
+                      p.t, p.d, causal ? " causal" : "");
+        std::printf("%-48s %10.3f %10.2f\n", name, ms, flops / ms / 1e9);
+      }
     }
   return 0;
 }

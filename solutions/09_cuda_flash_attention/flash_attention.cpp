@@ -1,5 +1,6 @@
 // Lesson 09, the host side: check, copy to the device, launch the fused kernel, copy back.
-// Fill in the body between TODO(09.1) and END TODO(09.1).
+// Fill in the body between TODO(09.1) and END TODO(09.1): the checks that both host
+// functions below make.
 #include "flash_attention.hpp"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "attn/cuda_fp16.hpp"
 #include "attn/device_buffer.hpp"
 #include "flash_kernels.hpp"
 
@@ -36,12 +38,25 @@ inline Tensor4 to_host(const cuda::DeviceBuffer<float>& buffer, const Tensor4::s
   return t;
 }
 
-}  // namespace
+/// A tensor's elements rounded to half precision (to nearest, ties to even), as a device array.
+inline cuda::DeviceBuffer<__half> to_device_half(const Tensor4& t) {
+  std::vector<__half> halves(t.size());
+  std::transform(t.begin(), t.end(), halves.begin(), [](float x) { return __float2half(x); });
+  return cuda::DeviceBuffer<__half>(halves);
+}
 
-Tensor4 flash_attention_gpu(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
-                            std::size_t q_offset) {
-  // TODO(09.1): the checks of lesson 03 and 1 <= D <= kFlashMaxHeadDim; q, k, v to the device; launch_flash_attention; the output back
-  constexpr auto where = "flash_attention_gpu";
+/// The sizes of a checked call, as the ints that kernels index with.
+struct FlashSizes {
+  int b, h, g, tq, tk, d, q_offset;
+  float scale;
+};
+
+/// Checks a call of `where` (flash_attention_gpu or flash_attention_gpu_fp16): the
+/// shapes, divisibility and offset rules of lesson 03 with its messages, and the
+/// kernels' limits (1 <= D <= kFlashMaxHeadDim, B * H <= 65535). Returns the sizes.
+FlashSizes check_flash_arguments(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
+                                 std::size_t q_offset, const char* where) {
+  // TODO(09.1): the checks of lesson 03, 1 <= D <= kFlashMaxHeadDim and B * H <= 65535 (messages: README section 2); the sizes as ints, scale = 1/sqrt(D)
   const std::size_t nb = q.shape(0), nh = q.shape(1), tq = q.shape(2), d = q.shape(3);
   const std::size_t ng = k.shape(1), tk = k.shape(2);
   require_equal(where, "batch of k (B of q)", nb, k.shape(0));
@@ -67,19 +82,39 @@ Tensor4 flash_attention_gpu(const Tensor4& q, const Tensor4& k, const Tensor4& v
                          std::to_string(tk) + ", given q_offset = " + std::to_string(q_offset) +
                          " and Tq = " + std::to_string(tq));
   }
-  const int b = to_int(nb, where, "B"), h = to_int(nh, where, "H"), g = to_int(ng, where, "G");
-  const int iq = to_int(tq, where, "Tq"), ik = to_int(tk, where, "Tk"), id = to_int(d, where, "D");
-  const int offset = to_int(q_offset, where, "q_offset");
   to_int(std::max(q.size(), k.size()), where, "the elements of q and of k");
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  return {to_int(nb, where, "B"),   to_int(nh, where, "H"),  to_int(ng, where, "G"),
+          to_int(tq, where, "Tq"),  to_int(tk, where, "Tk"), to_int(d, where, "D"),
+          to_int(q_offset, where, "q_offset"), 1.0f / std::sqrt(static_cast<float>(d))};
+  // END TODO(09.1)
+}
 
-  if (q.size() == 0) return Tensor4(q.shape());
+}  // namespace
+
+Tensor4 flash_attention_gpu(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
+                            std::size_t q_offset) {
+  const FlashSizes s = check_flash_arguments(q, k, v, mask, q_offset, "flash_attention_gpu");
+  if (q.size() == 0) return Tensor4(q.shape());  // a grid cannot be empty
   const cuda::DeviceBuffer<float> dq = to_device(q), dk = to_device(k), dv = to_device(v);
   cuda::DeviceBuffer<float> out(q.size());  // (B, H, Tq, D); no (B, H, Tq, Tk) scores anywhere
-  gpu::launch_flash_attention(dq.get(), dk.get(), dv.get(), out.get(), b, h, g, iq, ik, id, scale,
-                              mask == Mask::causal, offset);
+  gpu::launch_flash_attention(dq.get(), dk.get(), dv.get(), out.get(), s.b, s.h, s.g, s.tq, s.tk, s.d, s.scale,
+                              mask == Mask::causal, s.q_offset);
   return to_host(out, q.shape());
-  // END TODO(09.1)
+}
+
+Tensor4 flash_attention_gpu_fp16(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
+                                 std::size_t q_offset) {
+  constexpr auto where = "flash_attention_gpu_fp16";
+  const FlashSizes s = check_flash_arguments(q, k, v, mask, q_offset, where);
+  require(s.d % 16 == 0, where,
+          "the head dimension must be a multiple of 16 (the tensor cores' 16 x 16 tiles), given D = " +
+              std::to_string(s.d));
+  if (q.size() == 0) return Tensor4(q.shape());
+  const cuda::DeviceBuffer<__half> dq = to_device_half(q), dk = to_device_half(k), dv = to_device_half(v);
+  cuda::DeviceBuffer<float> out(q.size());
+  gpu::launch_flash_attention_fp16(dq.get(), dk.get(), dv.get(), out.get(), s.b, s.h, s.g, s.tq, s.tk, s.d,
+                                   s.scale, mask == Mask::causal, s.q_offset);
+  return to_host(out, q.shape());
 }
 
 }  // namespace attn

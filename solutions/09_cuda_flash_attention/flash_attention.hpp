@@ -1,6 +1,7 @@
 /// @file flash_attention.hpp
 /// @brief Lesson 09: fused attention with online softmax (FlashAttention-style
-///        forward), on a GPU or on the CPU emulator.
+///        forward), in float32 and on tensor cores in half precision, on a GPU or on
+///        the CPU emulator.
 ///
 /// The host side: check the shapes, copy the operands to the device, launch the
 /// kernel of flash_kernels.cu, copy the result back. Unlike lesson 08's three
@@ -23,5 +24,15 @@ namespace attn {
 /// @throws std::out_of_range if q_offset + Tq > Tk.
 Tensor4 flash_attention_gpu(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
                             std::size_t q_offset);
+
+/// The same attention with q, k and v rounded to half precision (`__half`) and both
+/// products, q k^T and p v, on the tensor cores (`nvcuda::wmma`, 16 x 16 x 16 tiles);
+/// the softmax and the output stay float32. Tiles of 64 query rows (a warp per 16)
+/// and 64 keys.
+/// @return (B, H, Tq, D), in float32
+/// @throws std::invalid_argument as flash_attention_gpu, and if D is not a multiple of 16.
+/// @throws std::out_of_range as flash_attention_gpu.
+Tensor4 flash_attention_gpu_fp16(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
+                                 std::size_t q_offset);
 
 }  // namespace attn

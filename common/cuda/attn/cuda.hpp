@@ -75,7 +75,7 @@ inline void check(cudaError_t status, const char* call,
 #define ATTN_LAUNCH(kernel, grid, block, smem, ...) kernel<<<(grid), (block), (smem)>>>(__VA_ARGS__)
 /// Declares `name`, a `T*` to the block's dynamic shared memory (the launch's `smem` bytes).
 #define ATTN_DYNAMIC_SHARED(T, name)                                  \
-  extern __shared__ __align__(16) unsigned char attn_dynamic_smem_[]; \
+  extern __shared__ __align__(128) unsigned char attn_dynamic_smem_[]; \
   T* name = reinterpret_cast<T*>(attn_dynamic_smem_)
 #elif !ATTN_CUDA_RUNTIME
 #define ATTN_LAUNCH(kernel, grid, block, smem, ...) \

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <source_location>
+#include <string>
 #include <type_traits>
 
 // ---------------------------------------------------------------------------
@@ -34,7 +35,7 @@
 #define __forceinline__ inline
 #define __noinline__
 #define __shared__ static thread_local
-#define __align__(n) alignas(n)
+#define __align__(n) __attribute__((aligned(n)))  // GNU spelling: valid among the decl-specifiers, as CUDA places it
 #define __launch_bounds__(...)
 
 // ---------------------------------------------------------------------------
@@ -223,7 +224,7 @@ void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, 
   run_grid({name, reinterpret_cast<KernelId>(kernel), grid, block, smem}, [&] { kernel(args...); });
 }
 
-/// The running block's dynamic shared memory (ATTN_DYNAMIC_SHARED), 16-byte aligned.
+/// The running block's dynamic shared memory (ATTN_DYNAMIC_SHARED), 128-byte aligned.
 void* dynamic_shared_memory();
 
 /// The block barrier: returns, when every thread of the block has called it, how
@@ -232,19 +233,26 @@ int syncthreads(std::source_location where, int predicate);
 
 /// A warp-collective operation, as one lane asks for it.
 struct WarpRequest {
-  enum Kind { shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all, syncwarp } kind;
+  enum Kind { shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all, syncwarp, matrix } kind;
   const char* name;      ///< the intrinsic, for messages
   unsigned mask;         ///< the lanes that take part
-  std::uint64_t value;   ///< the lane's value (its bytes) or predicate
+  std::uint64_t value;   ///< the lane's value (its bytes) or predicate; for `matrix`, a pointer to its arguments
   int lane_arg;          ///< srcLane, delta or laneMask
   int width;             ///< shuffle segment width
   std::source_location where;
+  /// For `matrix` (the wmma operations, which need all 32 lanes at the same call):
+  /// completes the operation for the whole warp, given each lane's `value` as a
+  /// pointer, while every lane waits; returns what is wrong, or an empty string.
+  std::string (*complete)(void* const* lanes) = nullptr;
 };
 /// Waits until every lane named in the mask has made the same request, then
 /// returns this lane's result (the value it reads, or the vote's bits).
 std::uint64_t warp_collective(const WarpRequest& request);
 /// The lanes of the caller's warp that exist and have not returned.
 unsigned active_mask();
+/// Throws attn::cuda::LaunchError saying `what`, after the running kernel's name,
+/// block and thread: how device-side code of the emulator reports a misuse.
+[[noreturn]] void misuse(const std::string& what);
 
 template <class T>
 std::uint64_t to_bits(T value) {

@@ -44,6 +44,11 @@ class AlternateSignalStack {
   char* memory_;
 };
 
+/// The address whose alignment a GPU would see for `p`: its offset from the start of
+/// its device allocation (a GPU aligns allocations to 256 bytes, the emulator less),
+/// or `p` itself when it is not device memory.
+std::uintptr_t gpu_alignment_address(const void* p);
+
 /// Whether `address` lies in the guard page below a CUDA thread's stack.
 bool is_stack_guard(std::uintptr_t address);
 

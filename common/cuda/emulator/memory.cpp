@@ -143,6 +143,11 @@ void on_fault(int number, siginfo_t* info, void*) {
 
 namespace internal {
 
+std::uintptr_t gpu_alignment_address(const void* p) {
+  const Allocation* a = find(p, 0);
+  return a != nullptr && addr(p) >= addr(a->data) ? addr(p) - addr(a->data) : addr(p);
+}
+
 void set_device_access(bool open) {
   device_access = open;
   for (const auto& [start, a] : allocations) protect(a, open);

@@ -3,7 +3,7 @@
 //
 // A block runs in phases. In each phase every thread that is ready runs, one
 // after another in the schedule's order, until it reaches a synchronization point
-// (__syncthreads, a warp shuffle or vote, __syncwarp) or returns. Then the
+// (__syncthreads, a warp shuffle or vote, __syncwarp, a wmma call) or returns. Then the
 // scheduler completes the warp operations whose lanes have all arrived, or, when
 // none can complete, opens the barrier if every thread waits at the same one.
 // When neither can happen, the block has a synchronization bug, which is reported.
@@ -101,8 +101,8 @@ struct Block {
   internal::Fiber scheduler;  // where the scheduler waits while a thread runs
   std::string failure;       // a bug a thread found in its own call; the scheduler throws it
   std::exception_ptr thrown;  // an exception the kernel itself threw; the scheduler rethrows it
-  struct alignas(16) Chunk {
-    unsigned char bytes[16];
+  struct alignas(128) Chunk {  // as a GPU's shared memory, aligned beyond what wmma needs (32)
+    unsigned char bytes[128];
   };
   std::vector<Chunk> dynamic_shared;
   // The scheduler's stack, for AddressSanitizer, learnt on the first switch into a thread.
@@ -224,9 +224,21 @@ void phase_order(std::vector<unsigned>& order, std::size_t n, unsigned phase) {
 
 // --- Warp-collective operations. ---
 
-/// Completes, for every group of lanes that have all arrived, their warp operation.
-/// Returns whether some lanes can go on.
-bool release_warp_ops(Block& b) {
+/// Whether a warp whose lanes have all arrived waits one more phase (shuffled
+/// schedule only): about half of them do, so the warps of a block drift apart instead
+/// of moving in lockstep, and a missing barrier between warps shows.
+bool hold_warp(unsigned phase, std::size_t first_lane) {
+  if (schedule_policy != Schedule::shuffled) return false;
+  const std::uint64_t block_linear =
+      blockIdx.x + std::uint64_t{gridDim.x} * (blockIdx.y + std::uint64_t{gridDim.y} * blockIdx.z);
+  std::uint64_t state = (block_linear * 0x9E3779B1ull + phase) * 0x10001ull + first_lane / 32;
+  return (splitmix64(state) & 1u) != 0;
+}
+
+/// Completes, for every group of lanes that have all arrived, their warp operation,
+/// except the groups that hold_warp keeps waiting when `may_hold`. Returns whether
+/// some lanes can go on; `held`, whether a complete group was kept waiting.
+bool release_warp_ops(Block& b, unsigned phase, bool may_hold, bool& held) {
   bool released = false;
   const std::size_t n = b.threads.size();
   for (std::size_t first = 0; first < n; first += 32) {
@@ -250,16 +262,40 @@ bool release_warp_ops(Block& b) {
           all_here = false;
           continue;
         }
-        if (o.request.kind != r.kind || o.request.mask != r.mask)
+        const bool same_call = o.request.kind != WarpRequest::matrix ||
+                               (std::string_view(o.request.name) == r.name &&
+                                o.request.where.line() == r.where.line() &&
+                                std::string_view(o.request.where.file_name()) == r.where.file_name());
+        if (o.request.kind != r.kind || o.request.mask != r.mask || !same_call)
           throw LaunchError(report(
               b, t,
               "the lanes of a warp disagree: " + lane_str(t) + " is at " + r.name + "(mask " +
                   hex(r.mask) + ") at " + where_str(r.where) + ", " + lane_str(o) + " is at " +
                   o.request.name + "(mask " + hex(o.request.mask) + ") at " +
                   where_str(o.request.where) +
-                  ". Every lane named in a mask must reach the same warp operation with the same mask"));
+                  ". Every lane named in a mask must reach the same warp operation (for wmma: the same call) with the same mask"));
       }
       if (!all_here) continue;
+      if (may_hold && hold_warp(phase, first)) {
+        held = true;
+        continue;
+      }
+
+      if (r.kind == WarpRequest::matrix) {
+        if (lanes < 32 || group != 0xffffffffu)
+          throw LaunchError(report(b, t,
+                                   std::string(r.name) + " at " + where_str(r.where) +
+                                       ": wmma operations need a full warp of 32 lanes, and this warp has " +
+                                       std::to_string(lanes) + " (the block has " + std::to_string(n) +
+                                       " threads: make it a multiple of 32)"));
+        void* args[32];
+        for (unsigned l = 0; l < 32; ++l) args[l] = reinterpret_cast<void*>(warp[l].request.value);
+        if (const std::string wrong = r.complete(args); !wrong.empty())
+          throw LaunchError(report(b, t, std::string(r.name) + " at " + where_str(r.where) + ": " + wrong));
+        for (unsigned l = 0; l < 32; ++l) warp[l].state = Thread::ready;
+        released = true;
+        continue;
+      }
 
       std::uint64_t votes = 0;
       for (unsigned l = 0; l < lanes; ++l)
@@ -281,6 +317,7 @@ bool release_warp_ops(Block& b) {
           case WarpRequest::any: o.result = votes != 0; break;
           case WarpRequest::all: o.result = votes == group; break;
           case WarpRequest::syncwarp: o.result = 0; break;
+          case WarpRequest::matrix: break;  // completed above
         }
         if (q.kind <= WarpRequest::shfl_xor) {
           if (!(group >> src & 1u))
@@ -373,7 +410,10 @@ void run_block(Block& b) {
     }
     finished = static_cast<std::size_t>(std::count_if(
         b.threads.begin(), b.threads.end(), [](const Thread& t) { return t.state == Thread::exited; }));
-    if (finished == n || release_warp_ops(b)) continue;
+    if (finished == n) continue;
+    bool held = false;
+    if (release_warp_ops(b, phase, true, held)) continue;
+    if (held && release_warp_ops(b, phase, false, held)) continue;  // never hold them all
     release_barrier(b);
   }
 }
@@ -528,6 +568,11 @@ std::uint64_t warp_collective(const WarpRequest& request) {
   t.where = request.where;
   yield_to_scheduler(b, false);
   return t.result;
+}
+
+void misuse(const std::string& what) {
+  Block& b = require_kernel("a device function");
+  throw LaunchError(report(b, *b.running, what));
 }
 
 unsigned active_mask() {
