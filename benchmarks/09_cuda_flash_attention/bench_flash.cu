@@ -7,13 +7,10 @@
 //   1. flash_attention_kernel, float32, one warp per query row, 16 rows x 32 keys per tile (lesson 09)
 //   2. flash_attention_fp16_kernel, q, k, v in half, both products on the tensor cores
 //      (wmma), 64 rows x 64 keys per tile, softmax and output in float32 (lesson 09, section 8)
-// Baselines, in the same run:
-//   3. cuBLAS f32: the unfused attention of lesson 08 on a library. Per (batch, KV head)
-//      the rows of its H/G query heads are contiguous, so S = Q K^T is one GEMM of
-//      (H/G T) x T x D, batched over B G (cublasSgemmStridedBatched); a softmax kernel
-//      (a warp per row, masked by position) writes P; O = P V is a second batched GEMM.
-//   4. cuBLAS fp16: the same with half inputs and P, float32 accumulation and S
-//      (cublasGemmStridedBatchedEx, tensor cores).
+// Baselines, in the same run (attn/cublas_attention.hpp):
+//   3. cuBLAS f32: the unfused attention of lesson 08 on a library: S = Q K^T as batched
+//      GEMMs that read each K/V head once per group, a softmax kernel, O = P V.
+//   4. cuBLAS fp16: the same with half inputs and P, float32 S, accumulation and output.
 //   The baselines compute the whole T x T square even when causal; their TFLOP/s count
 //   the same useful flops as the fused kernels', so the columns compare times.
 //
@@ -31,14 +28,14 @@
 #if ATTN_CUDA_RUNTIME
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <cublas_v2.h>
-
 #include "attn/check.hpp"
+#include "attn/cublas_attention.hpp"
 #include "attn/cuda_fp16.hpp"
 #include "attn/gpu_bench.hpp"
 #include "flash_kernels.hpp"
@@ -53,88 +50,6 @@ struct Problem {
 enum class Version { f32, fp16, cublas_f32, cublas_fp16 };
 
 bool is_half(Version v) { return v == Version::fp16 || v == Version::cublas_fp16; }
-
-void cublas_check(cublasStatus_t status, const char* call) {
-  if (status != CUBLAS_STATUS_SUCCESS)
-    throw attn::cuda::Error(std::string("cuBLAS: ") + cublasGetStatusString(status) + " in " + call);
-}
-#define CUBLAS_CHECK(call) cublas_check((call), #call)
-
-/// p = softmax(s) along rows of t scores, one warp per row; with `causal`, row R sits at
-/// position R mod t (rows are (batch, head, query)) and sees keys j <= R mod t.
-template <class P>
-__global__ void softmax_rows_kernel(const float* s, P* p, long long rows, int t, bool causal) {
-  const long long row = static_cast<long long>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= rows) return;  // the whole warp: a row per warp
-  const int visible = causal ? static_cast<int>(row % t) + 1 : t;
-  const float* sr = s + row * t;
-  P* pr = p + row * t;
-  float m = -INFINITY, l = 0.0f;
-  for (int j = lane; j < visible; j += 32) m = fmaxf(m, sr[j]);
-  for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  for (int j = lane; j < visible; j += 32) l += expf(sr[j] - m);
-  for (int o = 16; o > 0; o /= 2) l += __shfl_xor_sync(0xffffffffu, l, o);
-  for (int j = lane; j < t; j += 32) pr[j] = static_cast<P>(j < visible ? expf(sr[j] - m) / l : 0.0f);
-}
-
-/// The unfused cuBLAS attention: its handle and its (B, H, T, T) buffers of scores and probabilities.
-struct CublasAttention {
-  cublasHandle_t handle{};
-  float* s = nullptr;
-  void* p = nullptr;
-  explicit CublasAttention(const Problem& pr, bool half) {
-    CUBLAS_CHECK(cublasCreate(&handle));
-    const std::size_t n = std::size_t(pr.b) * pr.h * pr.t * pr.t;
-    ATTN_CUDA_CHECK(cudaMalloc(&s, n * sizeof(float)));
-    ATTN_CUDA_CHECK(cudaMalloc(&p, n * (half ? sizeof(__half) : sizeof(float))));
-  }
-  ~CublasAttention() {
-    cudaFree(s);
-    cudaFree(p);
-    cublasDestroy(handle);
-  }
-  CublasAttention(const CublasAttention&) = delete;
-  CublasAttention& operator=(const CublasAttention&) = delete;
-
-  /// Row-major X (r x c) is column-major X^T: S^T = K Q^T and O^T = V^T P^T in cuBLAS's terms.
-  void run(const void* q, const void* k, const void* v, float* out, const Problem& pr, bool half) {
-    const int group = pr.h / pr.g, m = group * pr.t, batches = pr.b * pr.g;
-    const long long q_stride = static_cast<long long>(m) * pr.d, kv_stride = static_cast<long long>(pr.t) * pr.d;
-    const long long s_stride = static_cast<long long>(m) * pr.t;
-    const float scale = 1.0f / std::sqrt(float(pr.d)), one = 1.0f, zero = 0.0f;
-    if (!half) {
-      CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_T, CUBLAS_OP_N, pr.t, m, pr.d, &scale,
-                                             static_cast<const float*>(k), pr.d, kv_stride,
-                                             static_cast<const float*>(q), pr.d, q_stride, &zero, s, pr.t,
-                                             s_stride, batches));
-    } else {
-      CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, pr.t, m, pr.d, &scale, k,
-                                              CUDA_R_16F, pr.d, kv_stride, q, CUDA_R_16F, pr.d, q_stride, &zero,
-                                              s, CUDA_R_32F, pr.t, s_stride, batches, CUBLAS_COMPUTE_32F,
-                                              CUBLAS_GEMM_DEFAULT));
-    }
-    const long long rows = static_cast<long long>(pr.b) * pr.h * pr.t;
-    const int warps = 8;
-    const unsigned blocks = static_cast<unsigned>((rows + warps - 1) / warps);
-    if (half)
-      softmax_rows_kernel<<<blocks, 32 * warps>>>(s, static_cast<__half*>(p), rows, pr.t, pr.causal);
-    else
-      softmax_rows_kernel<<<blocks, 32 * warps>>>(s, static_cast<float*>(p), rows, pr.t, pr.causal);
-    ATTN_CUDA_CHECK(cudaGetLastError());
-    if (!half) {
-      CUBLAS_CHECK(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_N, pr.d, m, pr.t, &one,
-                                             static_cast<const float*>(v), pr.d, kv_stride,
-                                             static_cast<const float*>(p), pr.t, s_stride, &zero, out, pr.d,
-                                             q_stride, batches));
-    } else {
-      CUBLAS_CHECK(cublasGemmStridedBatchedEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, pr.d, m, pr.t, &one, v,
-                                              CUDA_R_16F, pr.d, kv_stride, p, CUDA_R_16F, pr.t, s_stride, &zero,
-                                              out, CUDA_R_32F, pr.d, q_stride, batches, CUBLAS_COMPUTE_32F,
-                                              CUBLAS_GEMM_DEFAULT));
-    }
-  }
-};
 
 /// Every element rounded to half and back: the inputs the half-precision kernel sees.
 std::vector<float> rounded_to_half(const std::vector<float>& x) {
@@ -219,7 +134,7 @@ struct Device {
     ATTN_CUDA_CHECK(cudaMemcpy(vh, to_half(hv).data(), nk * sizeof(__half), cudaMemcpyHostToDevice));
   }
   /// Runs one version; the cuBLAS ones need `baseline`, made for this problem and precision.
-  void run(const Problem& p, Version version, CublasAttention* baseline = nullptr) const {
+  void run(const Problem& p, Version version, attn::cuda::CublasAttention* baseline = nullptr) const {
     const float scale = 1.0f / std::sqrt(float(p.d));
     switch (version) {
       case Version::f32:
@@ -228,8 +143,8 @@ struct Device {
       case Version::fp16:
         attn::gpu::launch_flash_attention_fp16(qh, kh, vh, out, p.b, p.h, p.g, p.t, p.t, p.d, scale, p.causal, 0);
         break;
-      case Version::cublas_f32: baseline->run(q, k, v, out, p, false); break;
-      case Version::cublas_fp16: baseline->run(qh, kh, vh, out, p, true); break;
+      case Version::cublas_f32: baseline->run(q, k, v, out, p.causal); break;
+      case Version::cublas_fp16: baseline->run(qh, kh, vh, out, p.causal); break;
     }
   }
 };
@@ -239,9 +154,10 @@ bool validate(const Problem& p, Version version) {
   const auto q = random_vector(nq, 1), k = random_vector(nk, 2), v = random_vector(nk, 3);
   const Device dev(p);
   dev.upload(p, q, k, v);
+  ATTN_CUDA_CHECK(cudaMemset(dev.out, 0xff, nq * sizeof(float)));  // NaN: an output never written fails
   const bool baseline = version == Version::cublas_f32 || version == Version::cublas_fp16;
-  std::optional<CublasAttention> cublas;
-  if (baseline) cublas.emplace(p, is_half(version));
+  std::optional<attn::cuda::CublasAttention> cublas;
+  if (baseline) cublas.emplace(p.b, p.h, p.g, p.t, p.t, p.d, is_half(version));
   dev.run(p, version, baseline ? &*cublas : nullptr);
   std::vector<float> got(nq);
   ATTN_CUDA_CHECK(cudaMemcpy(got.data(), dev.out, nq * sizeof(float), cudaMemcpyDeviceToHost));
@@ -268,7 +184,7 @@ constexpr Version kVersions[] = {Version::f32, Version::fp16, Version::cublas_f3
 
 }  // namespace
 
-int main() {
+int run() {
   cudaDeviceProp prop{};
   ATTN_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
@@ -294,18 +210,20 @@ int main() {
     for (const bool causal : {false, true}) {
       const Problem p{4, 32, 8, 4096, d, causal};
       const Device dev(p);
-      ATTN_CUDA_CHECK(cudaMemset(dev.q, 0, std::size_t(p.b) * p.h * p.t * p.d * sizeof(float)));
-      ATTN_CUDA_CHECK(cudaMemset(dev.k, 0, std::size_t(p.b) * p.g * p.t * p.d * sizeof(float)));
-      ATTN_CUDA_CHECK(cudaMemset(dev.v, 0, std::size_t(p.b) * p.g * p.t * p.d * sizeof(float)));
-      ATTN_CUDA_CHECK(cudaMemset(dev.qh, 0, std::size_t(p.b) * p.h * p.t * p.d * sizeof(__half)));
-      ATTN_CUDA_CHECK(cudaMemset(dev.kh, 0, std::size_t(p.b) * p.g * p.t * p.d * sizeof(__half)));
-      ATTN_CUDA_CHECK(cudaMemset(dev.vh, 0, std::size_t(p.b) * p.g * p.t * p.d * sizeof(__half)));
+      const std::size_t nq = std::size_t(p.b) * p.h * p.t * p.d, nk = std::size_t(p.b) * p.g * p.t * p.d;
+      attn::cuda::fill_uniform(dev.q, nq, 11);  // random data: zeros can run faster than real inputs
+      attn::cuda::fill_uniform(dev.k, nk, 12);
+      attn::cuda::fill_uniform(dev.v, nk, 13);
+      attn::cuda::fill_uniform(dev.qh, nq, 11);
+      attn::cuda::fill_uniform(dev.kh, nk, 12);
+      attn::cuda::fill_uniform(dev.vh, nk, 13);
       const double pairs = causal ? double(p.t) * (p.t + 1) / 2 : double(p.t) * p.t;
       const double flops = 4.0 * p.b * p.h * pairs * p.d;
       for (const Version version : kVersions) {
         const bool baseline = version == Version::cublas_f32 || version == Version::cublas_fp16;
-        std::optional<CublasAttention> cublas;  // (B, H, T, T) float scores: 8 GiB at B = 4, H = 32, T = 4096
-        if (baseline) cublas.emplace(p, is_half(version));
+        // The baselines' (B, H, T, T) float scores: 8 GiB at B = 4, H = 32, T = 4096.
+        std::optional<attn::cuda::CublasAttention> cublas;
+        if (baseline) cublas.emplace(p.b, p.h, p.g, p.t, p.t, p.d, is_half(version));
         const double ms = attn::cuda::median_ms([&] { dev.run(p, version, baseline ? &*cublas : nullptr); }, flush);
         char name[96];
         std::snprintf(name, sizeof name, "%s B=%d H=%d G=%d T=%d D=%d%s", version_name(version), p.b, p.h, p.g,
@@ -316,6 +234,15 @@ int main() {
   return 0;
 }
 
+
+int main() {
+  try {
+    return run();
+  } catch (const std::exception& e) {  // a CUDA or cuBLAS error, with the call that failed
+    std::fprintf(stderr, "%s: %s\n", "bench_flash", e.what());
+    return 1;
+  }
+}
 #else
 
 int main() {

@@ -13,52 +13,21 @@ Run on a machine with an NVIDIA GPU and torch installed:
     python3 benchmarks/09_cuda_flash_attention/sdpa_baseline.py
 Elsewhere it prints that it is skipped and exits 0.
 """
-import statistics
+import pathlib
 import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from sdpa_common import Sdpa  # noqa: E402
 
 
 def main() -> int:
-    try:
-        import torch
-        import torch.nn.functional as F
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-    except ImportError as e:
-        print(f"sdpa_baseline: skipped: PyTorch is not installed ({e})")
+    sdpa = Sdpa("sdpa_baseline")
+    if sdpa.skipped:
+        print(sdpa.skipped)
         return 0
-    if not torch.cuda.is_available():
-        print("sdpa_baseline: skipped: no CUDA GPU visible to PyTorch")
-        return 0
-
-    dev = torch.device("cuda")
-    print(f"device: {torch.cuda.get_device_name(dev)}, torch {torch.__version__}")
-    l2 = torch.cuda.get_device_properties(dev).L2_cache_size
-    flush = torch.empty(max(2 * l2, 64 << 20), dtype=torch.uint8, device=dev)
-
-    def median_ms(fn, reps=50):
-        for _ in range(5):
-            fn()
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        times = []
-        for i in range(reps):
-            flush.fill_(i & 0xFF)
-            start.record()
-            fn()
-            stop.record()
-            stop.synchronize()
-            times.append(start.elapsed_time(stop))
-        return statistics.median(times)
-
-    def backend_of(q, k, v, causal):
-        for name, backend in (("flash", SDPBackend.FLASH_ATTENTION),
-                              ("memory-efficient", SDPBackend.EFFICIENT_ATTENTION),
-                              ("math", SDPBackend.MATH)):
-            try:
-                with sdpa_kernel(backend):
-                    F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
-                return name
-            except RuntimeError:
-                continue
-        return "none"
+    torch = sdpa.torch
+    dev = sdpa.dev
+    print(sdpa.describe())
 
     b, h, g, t = 4, 32, 8, 4096
     print(f"{'problem':<44} {'backend':>17} {'ms':>9} {'TFLOP/s':>9}")
@@ -68,9 +37,8 @@ def main() -> int:
                 q = torch.rand(b, h, t, d, device=dev, dtype=dtype) * 2 - 1
                 k = torch.rand(b, g, t, d, device=dev, dtype=dtype) * 2 - 1
                 v = torch.rand(b, g, t, d, device=dev, dtype=dtype) * 2 - 1
-                backend = backend_of(q, k, v, causal)
-                ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal,
-                                                                      enable_gqa=True))
+                backend = sdpa.backend_of(q, k, v, causal)
+                ms = sdpa.median_ms(lambda: sdpa.attention(q, k, v, causal))
                 # Tq == Tk: PyTorch's top-left causal alignment equals the bottom-right one here.
                 pairs = t * (t + 1) / 2 if causal else t * t
                 tflops = 4 * b * h * pairs * d / ms / 1e9

@@ -6,6 +6,9 @@
 // Versions (one kernel, two caches):
 //   1. decode_partial_kernel + decode_combine_kernel on the GQA cache (B, G, T, D), several splits
 //   2. the same kernels on the MHA-expanded cache (B, H, T, D): G = H, H/G times the bytes
+// Baseline, in the same run: lesson 08's unfused attention on cuBLAS (attn/cublas_attention.hpp),
+// float32, on both caches: per (batch, KV head) one GEMM for the scores of its H/G query
+// heads, a softmax kernel, one GEMM for the output.
 //
 // Each configuration is validated first against a float64 loop on a small problem, then
 // timed with CUDA events: 5 warm-up runs, the median of 50, the L2 cache flushed before
@@ -20,10 +23,13 @@
 #if ATTN_CUDA_RUNTIME
 #include <algorithm>
 #include <cmath>
+#include <exception>
+#include <optional>
 #include <random>
 #include <vector>
 
 #include "attn/check.hpp"
+#include "attn/cublas_attention.hpp"
 #include "attn/gpu_bench.hpp"
 #include "decode_kernels.hpp"
 
@@ -83,20 +89,24 @@ struct Device {
   ~Device() {
     for (float* x : {q, k, v, partial_o, partial_ml, out}) cudaFree(x);
   }
-  void run(const Problem& p) const {
+  void run(const Problem& p, attn::cuda::CublasAttention* baseline = nullptr) const {
+    if (baseline != nullptr) return baseline->run(q, k, v, out, false);
     attn::gpu::launch_gqa_decode(q, k, v, partial_o, partial_ml, out, p.b, p.h, p.g, p.t, p.t, p.d,
                                  1.0f / std::sqrt(float(p.d)), p.splits);
   }
 };
 
-bool validate(const Problem& p) {
+bool validate(const Problem& p, bool baseline = false) {
   const std::size_t nq = std::size_t(p.b) * p.h * p.d, nk = std::size_t(p.b) * p.g * p.t * p.d;
   const auto q = random_vector(nq, 1), k = random_vector(nk, 2), v = random_vector(nk, 3);
   const Device dev(p);
   ATTN_CUDA_CHECK(cudaMemcpy(dev.q, q.data(), nq * sizeof(float), cudaMemcpyHostToDevice));
   ATTN_CUDA_CHECK(cudaMemcpy(dev.k, k.data(), nk * sizeof(float), cudaMemcpyHostToDevice));
   ATTN_CUDA_CHECK(cudaMemcpy(dev.v, v.data(), nk * sizeof(float), cudaMemcpyHostToDevice));
-  dev.run(p);
+  ATTN_CUDA_CHECK(cudaMemset(dev.out, 0xff, nq * sizeof(float)));  // NaN: an output never written fails
+  std::optional<attn::cuda::CublasAttention> cublas;
+  if (baseline) cublas.emplace(p.b, p.h, p.g, 1, p.t, p.d, false);
+  dev.run(p, baseline ? &*cublas : nullptr);
   std::vector<float> got(nq);
   ATTN_CUDA_CHECK(cudaMemcpy(got.data(), dev.out, nq * sizeof(float), cudaMemcpyDeviceToHost));
   const auto ref = reference(q, k, v, p);
@@ -108,7 +118,7 @@ bool validate(const Problem& p) {
 
 }  // namespace
 
-int main() {
+int run() {
   cudaDeviceProp prop{};
   ATTN_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
@@ -125,7 +135,12 @@ int main() {
         return 1;
       }
     }
-  std::printf("validation: ok (float64 reference, G = 8 and 32, 1 and 3 splits)\n\n");
+  for (const int g : {8, 32})
+    if (!validate(Problem{2, 32, g, 301, 128, 1}, true)) {
+      std::printf("validation FAILED for the cuBLAS baseline, G=%d\n", g);
+      return 1;
+    }
+  std::printf("validation: ok (float64 reference, G = 8 and 32, 1 and 3 splits, and the cuBLAS baseline)\n\n");
 
   std::printf("%-44s %9s %9s %11s\n", "kernel / problem", "ms", "GB/s", "% of copy");
   double best_gqa = 1e30, best_mha = 1e30;
@@ -134,9 +149,9 @@ int main() {
       const Problem p{32, 32, g, 4096, 128, splits};
       const Device dev(p);
       const std::size_t nk = std::size_t(p.b) * p.g * p.t * p.d;
-      ATTN_CUDA_CHECK(cudaMemset(dev.q, 0, std::size_t(p.b) * p.h * p.d * sizeof(float)));
-      ATTN_CUDA_CHECK(cudaMemset(dev.k, 0, nk * sizeof(float)));
-      ATTN_CUDA_CHECK(cudaMemset(dev.v, 0, nk * sizeof(float)));
+      attn::cuda::fill_uniform(dev.q, std::size_t(p.b) * p.h * p.d, 21);  // random data, never zeros
+      attn::cuda::fill_uniform(dev.k, nk, 22);
+      attn::cuda::fill_uniform(dev.v, nk, 23);
       const double ms = attn::cuda::median_ms([&] { dev.run(p); }, flush);
       const double gbs = 2.0 * double(nk) * sizeof(float) / ms / 1e6;  // K and V, each read once
       (g == p.h ? best_mha : best_gqa) = std::min(g == p.h ? best_mha : best_gqa, ms);
@@ -145,10 +160,34 @@ int main() {
                     p.b, p.t, p.h, p.g, p.d, p.splits);
       std::printf("%-44s %9.3f %9.0f %10.1f%%\n", name, ms, gbs, 100.0 * gbs / copy_gbs);
     }
+  for (const int g : {8, 32}) {
+    const Problem p{32, 32, g, 4096, 128, 1};
+    const Device dev(p);
+    const std::size_t nk = std::size_t(p.b) * p.g * p.t * p.d;
+    attn::cuda::fill_uniform(dev.q, std::size_t(p.b) * p.h * p.d, 21);
+    attn::cuda::fill_uniform(dev.k, nk, 22);
+    attn::cuda::fill_uniform(dev.v, nk, 23);
+    attn::cuda::CublasAttention cublas(p.b, p.h, p.g, 1, p.t, p.d, false);
+    const double ms = attn::cuda::median_ms([&] { dev.run(p, &cublas); }, flush);
+    const double gbs = 2.0 * double(nk) * sizeof(float) / ms / 1e6;
+    char name[80];
+    std::snprintf(name, sizeof name, "cuBLAS %s B=%d T=%d H=%d G=%d D=%d", g == p.h ? "MHA-expanded" : "GQA", p.b,
+                  p.t, p.h, p.g, p.d);
+    std::printf("%-44s %9.3f %9.0f %10.1f%%\n", name, ms, gbs, 100.0 * gbs / copy_gbs);
+  }
   std::printf("\nGQA (G=8) over the MHA-expanded cache (G=32), best split each: %.2fx faster\n", best_mha / best_gqa);
   return 0;
 }
 
+
+int main() {
+  try {
+    return run();
+  } catch (const std::exception& e) {  // a CUDA or cuBLAS error, with the call that failed
+    std::fprintf(stderr, "%s: %s\n", "bench_decode", e.what());
+    return 1;
+  }
+}
 #else
 
 int main() {

@@ -246,6 +246,25 @@ __global__ void throwing_kernel(int* x) {
 #endif
 }
 
+// Two warps that run the same 64 warp operations: warp 1 reads a shared value at
+// step 40, warp 0 overwrites it at step 41. In lockstep the read always comes first;
+// only a barrier between the two steps makes that order a rule.
+template <bool kBarrier>
+__global__ void warps_drift_kernel(int* out) {
+  __shared__ int slot[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (warp == 0) slot[lane] = 1;
+  __syncthreads();
+  int seen = 0;
+  for (int step = 0; step < 64; ++step) {
+    seen += __shfl_xor_sync(kFull, 0, 1);  // a warp operation: one step of the warp
+    if (warp == 1 && step == 40) seen += slot[lane];
+    if (kBarrier && step == 40) __syncthreads();
+    if (warp == 0 && step == 41) slot[lane] = 100;
+  }
+  out[blockIdx.x * 64 + threadIdx.x] = seen;
+}
+
 void check_launch() { ATTN_CUDA_CHECK(cudaGetLastError()); }
 
 }  // namespace
@@ -391,6 +410,15 @@ void read_before_start(const float* x, float* y, int n) {
 
 void huge_local_array(float* x) {
   ATTN_LAUNCH(huge_local_array_kernel, 1, 32, 0, x);
+  check_launch();
+}
+
+void warps_drift(int* out, int blocks, bool with_barrier) {
+  if (with_barrier) {
+    ATTN_LAUNCH(warps_drift_kernel<true>, blocks, 64, 0, out);
+  } else {
+    ATTN_LAUNCH(warps_drift_kernel<false>, blocks, 64, 0, out);
+  }
   check_launch();
 }
 

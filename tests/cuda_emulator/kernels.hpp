@@ -31,6 +31,11 @@ void index_2d(int* out, int rows, int cols, int block_x, int block_y);
 /// bins[v % nbins] += 1 for each v of values (atomicAdd), and *maximum = max of values (atomicMax).
 void histogram(const int* values, int n, int* bins, int nbins, int* maximum);
 
+/// Blocks of two warps that run the same warp operations; warp 1 reads at step 40 a
+/// value warp 0 overwrites at step 41 (out: 64 ints per block, 1 read by warp 1 if in
+/// time). Only with_barrier puts a __syncthreads between the two steps.
+void warps_drift(int* out, int blocks, bool with_barrier);
+
 // Planted bugs, each reported by the emulator.
 void early_return_before_barrier(float* x, int n, int threads);
 void barrier_in_branch(float* x, int threads);

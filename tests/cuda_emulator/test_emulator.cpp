@@ -355,6 +355,30 @@ TEST_CASE("a shuffle from a lane outside the mask, a bad width and lanes at diff
                        LaunchError);
 }
 
+TEST_CASE("warps drift apart: a barrier missing between warps that run the same warp operations is caught") {
+  // In lockstep (Schedule::forward) warp 1's read at step 40 always precedes warp 0's
+  // write at step 41; the shuffled schedule keeps some complete warps waiting a phase,
+  // so in some blocks warp 0 gets ahead and the read sees the new value.
+  const int blocks = 16;
+  DeviceBuffer<int> out(blocks * 64);
+  auto reads_in_time = [&] {
+    const std::vector<int> got = out.download();
+    for (int b = 0; b < blocks; ++b)
+      for (int t = 32; t < 64; ++t)
+        if (got[std::size_t(b * 64 + t)] != 1) return false;
+    return true;
+  };
+  emu_test::warps_drift(out.get(), blocks, true);
+  CHECK(reads_in_time());
+  emu_test::warps_drift(out.get(), blocks, false);
+  CHECK_FALSE(reads_in_time());
+  {
+    ScheduleScope lockstep(Schedule::forward);
+    emu_test::warps_drift(out.get(), blocks, false);
+    CHECK(reads_in_time());  // why a fixed order is not enough
+  }
+}
+
 TEST_CASE("a block of more than 1024 threads or an empty grid is refused") {
   DeviceBuffer<float> x(64);
   CHECK_THROWS_WITH_AS(emu_test::launch_too_many_threads(x.get()),

@@ -73,6 +73,29 @@ inline double copy_bandwidth_gbs(const L2Flush& flush) {
   return 2.0 * double(bytes) / ms / 1e6;
 }
 
+#if defined(__CUDACC__)
+/// x[i] = a pseudo-random value, uniform in [-1, 1), from a hash of (seed, i): timed
+/// inputs are never zeros, which can run faster than real data and hide unwritten outputs.
+template <class T>
+__global__ void fill_uniform_kernel(T* x, std::size_t n, unsigned seed) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x) {
+    unsigned long long z = (i + 1) * 0x9E3779B97F4A7C15ull + seed;  // splitmix64's finalizer
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    x[i] = static_cast<T>(static_cast<float>(z >> 40) * 0x1p-23f - 1.0f);
+  }
+}
+
+/// Fills n elements of device memory with fill_uniform_kernel's values.
+template <class T>
+void fill_uniform(T* x, std::size_t n, unsigned seed) {
+  fill_uniform_kernel<<<1024, 256>>>(x, n, seed);
+  ATTN_CUDA_CHECK(cudaGetLastError());
+}
+#endif
+
 /// True if |got[i] - ref[i]| <= atol everywhere; prints the first ten mismatches.
 inline bool all_within(const std::vector<float>& got, const std::vector<double>& ref, double atol) {
   int bad = 0;
