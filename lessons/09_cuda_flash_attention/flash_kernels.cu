@@ -4,6 +4,7 @@
 #include "flash_kernels.hpp"
 
 #include <cmath>
+#include <string>
 
 #include "attn/cuda.hpp"
 #include "attn/cuda_fp16.hpp"
@@ -69,23 +70,24 @@ using FragmentKt = wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, __half, w
 using FragmentP = wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, __half, wmma::row_major>;
 using FragmentV = wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, __half, wmma::row_major>;
 using Accumulator = wmma::fragment<wmma::accumulator, kTile, kTile, kTile, float>;
+static_assert(kFlashTcRows <= kFlashTcKeys, "the query rows are staged in the key tile's memory");
 
 /// The block's dynamic shared memory at head dimension d. Every row stride is padded
 /// (by 16 bytes) against bank conflicts and stays a multiple of 16 bytes, and every
-/// array starts 32 bytes aligned, as wmma requires.
+/// array starts 32 bytes aligned, as wmma requires. The query rows have no array of
+/// their own: they pass through k_s on their way to the warps' registers.
 struct SharedLayout {
-  int ld;   ///< row stride of q_s, k_s, v_s: d + 8 halves
+  int ld;   ///< row stride of k_s, v_s (and of the query rows staged in k_s): d + 8 halves
   int lds;  ///< row stride of s_s: kFlashTcKeys + 4 floats
   int ldp;  ///< row stride of p_s: kFlashTcKeys + 8 halves
   int ldo;  ///< row stride of o_s: d + 4 floats
   __host__ __device__ explicit SharedLayout(int d)
       : ld(d + 8), lds(kFlashTcKeys + 4), ldp(kFlashTcKeys + 8), ldo(d + 4) {}
-  __host__ __device__ std::size_t q_bytes() const { return sizeof(__half) * kFlashTcRows * ld; }
   __host__ __device__ std::size_t kv_bytes() const { return sizeof(__half) * kFlashTcKeys * ld; }
   __host__ __device__ std::size_t s_bytes() const { return sizeof(float) * kFlashTcRows * lds; }
   __host__ __device__ std::size_t p_bytes() const { return sizeof(__half) * kFlashTcRows * ldp; }
   __host__ __device__ std::size_t o_bytes() const { return sizeof(float) * kFlashTcRows * ldo; }
-  __host__ __device__ std::size_t bytes() const { return q_bytes() + 2 * kv_bytes() + s_bytes() + p_bytes() + o_bytes(); }
+  __host__ __device__ std::size_t bytes() const { return 2 * kv_bytes() + s_bytes() + p_bytes() + o_bytes(); }
 };
 
 /// The block copies rows [r0, r0 + rows) of a (T, d) matrix of halves into a shared
@@ -126,7 +128,7 @@ __device__ void warp_accumulate_pv(const __half* p_w, int ldp, const __half* v_s
 __global__ void __launch_bounds__(32 * kFlashTcWarps)
     flash_attention_fp16_kernel(const __half* q, const __half* k, const __half* v, float* out, int heads,
                                 int kv_heads, int tq, int tk, int d, float scale, bool causal, int q_offset) {
-  // TODO(09.6): stage Q, load the warp's Q fragments, zero its output rows; per K/V tile: load, barrier, warp_scores, __syncwarp, online softmax of row r over this lane's keys (p as __half in p_w, l from the rounded p, o_w's row times alpha), __syncwarp, warp_accumulate_pv, barrier; then out = o / l
+  // TODO(09.6): stage Q in k_s, load the warp's Q fragments, zero its output rows, barrier; per K/V tile: load, barrier, warp_scores, __syncwarp, online softmax of row r over this lane's keys (p as __half in p_w, l from the rounded p, o_w's row times alpha), __syncwarp, warp_accumulate_pv, barrier; then out = o / l
   ATTN_KERNEL_TODO("09.6", "8. Half precision and tensor cores");
   // END TODO(09.6)
 }
@@ -149,6 +151,17 @@ void launch_flash_attention_fp16(const __half* q, const __half* k, const __half*
                                  int heads, int kv_heads, int tq, int tk, int d, float scale, bool causal,
                                  int q_offset) {
   const std::size_t smem = flash_fp16_shared_bytes(d);  // over 48 KiB: the kernel must opt in
+  static const cudaDeviceProp prop = [] {               // read once: the call is slow on a GPU
+    cudaDeviceProp p{};
+    int device = 0;
+    ATTN_CUDA_CHECK(cudaGetDevice(&device));
+    ATTN_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+    return p;
+  }();
+  if (smem > prop.sharedMemPerBlockOptin)
+    throw cuda::Error("launch_flash_attention_fp16: D = " + std::to_string(d) + " needs " + std::to_string(smem) +
+                      " bytes of shared memory per block, and this GPU (" + prop.name + ") allows at most " +
+                      std::to_string(prop.sharedMemPerBlockOptin) + ": use a smaller D or the float32 kernel");
   ATTN_CUDA_CHECK(cudaFuncSetAttribute(flash_tc::flash_attention_fp16_kernel,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 block(32, kFlashTcWarps);
