@@ -2,7 +2,9 @@
 timing (5 warm-up runs, the median of 50, the L2 cache flushed before each run, as the
 C++ benchmarks do), and the name of the backend scaled_dot_product_attention uses.
 """
+import json
 import statistics
+import sys
 
 
 class Sdpa:
@@ -68,3 +70,18 @@ class Sdpa:
         dst = torch.empty_like(src)
         ms = self.median_ms(lambda: dst.copy_(src), reps=20)
         return 2 * src.numel() / ms / 1e6
+
+
+def json_path():
+    """The path after --json on the command line, or None."""
+    args = sys.argv[1:]
+    return args[args.index("--json") + 1] if "--json" in args and args.index("--json") + 1 < len(args) else None
+
+
+def write_json(path, sdpa, rows, **extra):
+    """Writes the rows for benchmarks/gpu_report.py, with the device and torch version."""
+    data = {"device": sdpa.torch.cuda.get_device_name(sdpa.dev), "torch": sdpa.torch.__version__, **extra,
+            "rows": rows}
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+    print(f"wrote {path}")

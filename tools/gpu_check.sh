@@ -10,6 +10,10 @@
 #                               (default build/gpu-check), a summary table at the end
 #   tools/gpu_check.sh quick    the same without the sanitizers
 #
+# The benchmarks write bench_flash.json, bench_decode.json, sdpa_09.json and sdpa_10.json
+# under $OUT; back on the development machine, `python3 benchmarks/gpu_report.py DIR`
+# (DIR: where those files came back) writes the numbers into the lesson READMEs.
+#
 # Only lessons 01-04 and 08-10 are built (ATTN_LESSONS): lesson 07 needs OpenBLAS and the
 # docs need Doxygen, which a GPU machine may not have. Nothing here changes the GPU's
 # settings. Exit status: non-zero if a build, a test or a sanitizer failed.
@@ -90,13 +94,13 @@ if step configure cmake -S . -B "$build" -G Ninja -DATTN_TREE=solutions -DATTN_C
       done
     fi
   done
-  step bench_flash "$build/benchmarks/09_cuda_flash_attention/bench_flash"
-  step bench_decode "$build/benchmarks/10_cuda_gqa_decode/bench_decode"
+  step bench_flash "$build/benchmarks/09_cuda_flash_attention/bench_flash" "$out/bench_flash.json"
+  step bench_decode "$build/benchmarks/10_cuda_gqa_decode/bench_decode" "$out/bench_decode.json"
 fi
-step "sdpa baseline 09" python3 benchmarks/09_cuda_flash_attention/sdpa_baseline.py
-step "sdpa baseline 10" python3 benchmarks/10_cuda_gqa_decode/sdpa_baseline.py
+step "sdpa baseline 09" python3 benchmarks/09_cuda_flash_attention/sdpa_baseline.py --json "$out/sdpa_09.json"
+step "sdpa baseline 10" python3 benchmarks/10_cuda_gqa_decode/sdpa_baseline.py --json "$out/sdpa_10.json"
 
-echo "logs: $out"
+echo "logs and results: $out (then: python3 benchmarks/gpu_report.py <that folder>)"
 cat "$out/gpu.txt"
 for name in bench_flash bench_decode sdpa_baseline_09 sdpa_baseline_10; do
   [ -f "$out/$name.log" ] && { echo; echo "== $name"; tail -n 30 "$out/$name.log"; }

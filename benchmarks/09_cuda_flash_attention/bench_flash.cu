@@ -1,7 +1,7 @@
 // Lesson 09's benchmark: the fused attention kernels on a GPU.
 //
 //   cmake --preset solutions -DATTN_CUDA_GPU=ON
-//   cmake --build --preset solutions --target bench_flash && build/solutions/benchmarks/09_cuda_flash_attention/bench_flash
+//   cmake --build --preset solutions --target bench_flash && build/solutions/benchmarks/09_cuda_flash_attention/bench_flash [results.json]
 //
 // Versions:
 //   1. flash_attention_kernel, float32, one warp per query row, 16 rows x 32 keys per tile (lesson 09)
@@ -31,6 +31,7 @@
 #include <exception>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -184,14 +185,15 @@ constexpr Version kVersions[] = {Version::f32, Version::fp16, Version::cublas_f3
 
 }  // namespace
 
-int run() {
+int run(const char* json_path) {
   cudaDeviceProp prop{};
   ATTN_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
   const attn::cuda::L2Flush flush(prop);
 
   // Copy bandwidth: a large device-to-device copy reads and writes every byte.
-  std::printf("device-to-device copy: %.0f GB/s (read + write)\n", attn::cuda::copy_bandwidth_gbs(flush));
+  const double copy_gbs = attn::cuda::copy_bandwidth_gbs(flush);
+  std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
 
   // Validate every configuration that is timed, on a small problem of the same kind.
   for (const Version version : kVersions)
@@ -205,6 +207,12 @@ int run() {
       }
   std::printf("validation: ok (float64 reference, every version, D = 64 and 128, causal and not)\n\n");
 
+  struct Row {
+    const char* kernel;
+    Problem p;
+    double ms, tflops;
+  };
+  std::vector<Row> rows;
   std::printf("%-48s %10s %10s\n", "kernel / problem", "ms", "TFLOP/s");
   for (const int d : {64, 128})
     for (const bool causal : {false, true}) {
@@ -229,20 +237,37 @@ int run() {
         std::snprintf(name, sizeof name, "%s B=%d H=%d G=%d T=%d D=%d%s", version_name(version), p.b, p.h, p.g,
                       p.t, p.d, causal ? " causal" : "");
         std::printf("%-48s %10.3f %10.2f\n", name, ms, flops / ms / 1e9);
+        rows.push_back({version_name(version), p, ms, flops / ms / 1e9});
       }
     }
+  if (json_path != nullptr) {  // for benchmarks/gpu_report.py, which writes the README's table
+    std::FILE* f = std::fopen(json_path, "w");
+    if (f == nullptr) throw std::runtime_error(std::string("cannot write ") + json_path);
+    std::fprintf(f, "{\"benchmark\": \"bench_flash\", \"device\": \"%s\", \"sms\": %d, \"copy_gbs\": %.1f,\n \"rows\": [",
+                 prop.name, prop.multiProcessorCount, copy_gbs);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      std::fprintf(f, "%s\n  {\"kernel\": \"%s\", \"b\": %d, \"h\": %d, \"g\": %d, \"t\": %d, \"d\": %d, "
+                   "\"causal\": %s, \"ms\": %.4f, \"tflops\": %.3f}",
+                   i == 0 ? "" : ",", r.kernel, r.p.b, r.p.h, r.p.g, r.p.t, r.p.d, r.p.causal ? "true" : "false",
+                   r.ms, r.tflops);
+    }
+    std::fprintf(f, "\n]}\n");
+    std::fclose(f);
+    std::printf("\nwrote %s\n", json_path);
+  }
   return 0;
 }
 
-
-int main() {
+int main(int argc, char** argv) {
   try {
-    return run();
+    return run(argc > 1 ? argv[1] : nullptr);
   } catch (const std::exception& e) {  // a CUDA or cuBLAS error, with the call that failed
     std::fprintf(stderr, "%s: %s\n", "bench_flash", e.what());
     return 1;
   }
 }
+
 #else
 
 int main() {

@@ -10,14 +10,14 @@ memory-efficient and math that accepts the problem, which is PyTorch's own order
 preference. GQA goes through enable_gqa=True (PyTorch 2.5 or later).
 
 Run on a machine with an NVIDIA GPU and torch installed:
-    python3 benchmarks/09_cuda_flash_attention/sdpa_baseline.py
+    python3 benchmarks/09_cuda_flash_attention/sdpa_baseline.py [--json results.json]
 Elsewhere it prints that it is skipped and exits 0.
 """
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-from sdpa_common import Sdpa  # noqa: E402
+from sdpa_common import Sdpa, json_path, write_json  # noqa: E402
 
 
 def main() -> int:
@@ -30,6 +30,7 @@ def main() -> int:
     print(sdpa.describe())
 
     b, h, g, t = 4, 32, 8, 4096
+    rows = []
     print(f"{'problem':<44} {'backend':>17} {'ms':>9} {'TFLOP/s':>9}")
     for dtype in (torch.float16, torch.float32):
         for d in (64, 128):
@@ -45,6 +46,10 @@ def main() -> int:
                 name = (f"SDPA {str(dtype).removeprefix('torch.')} B={b} H={h} G={g} T={t} D={d}"
                         f"{' causal' if causal else ''}")
                 print(f"{name:<44} {backend:>17} {ms:9.3f} {tflops:9.2f}")
+                rows.append({"dtype": str(dtype).removeprefix("torch."), "b": b, "h": h, "g": g, "t": t, "d": d,
+                             "causal": causal, "backend": backend, "ms": ms, "tflops": tflops})
+    if json_path():
+        write_json(json_path(), sdpa, rows)
     return 0
 
 

@@ -1,7 +1,7 @@
 // Lesson 10's benchmark: GQA decode attention over the compact cache, on a GPU.
 //
 //   cmake --preset solutions -DATTN_CUDA_GPU=ON
-//   cmake --build --preset solutions --target bench_decode && build/solutions/benchmarks/10_cuda_gqa_decode/bench_decode
+//   cmake --build --preset solutions --target bench_decode && build/solutions/benchmarks/10_cuda_gqa_decode/bench_decode [results.json]
 //
 // Versions (one kernel, two caches):
 //   1. decode_partial_kernel + decode_combine_kernel on the GQA cache (B, G, T, D), several splits
@@ -26,6 +26,8 @@
 #include <exception>
 #include <optional>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "attn/check.hpp"
@@ -118,7 +120,7 @@ bool validate(const Problem& p, bool baseline = false) {
 
 }  // namespace
 
-int run() {
+int run(const char* json_path) {
   cudaDeviceProp prop{};
   ATTN_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
@@ -142,6 +144,12 @@ int run() {
     }
   std::printf("validation: ok (float64 reference, G = 8 and 32, 1 and 3 splits, and the cuBLAS baseline)\n\n");
 
+  struct Row {
+    const char* kernel;
+    Problem p;
+    double ms, gbs;
+  };
+  std::vector<Row> rows;
   std::printf("%-44s %9s %9s %11s\n", "kernel / problem", "ms", "GB/s", "% of copy");
   double best_gqa = 1e30, best_mha = 1e30;
   for (const int g : {8, 32})
@@ -159,6 +167,7 @@ int run() {
       std::snprintf(name, sizeof name, "%s B=%d T=%d H=%d G=%d D=%d splits=%d", g == p.h ? "MHA-expanded" : "GQA",
                     p.b, p.t, p.h, p.g, p.d, p.splits);
       std::printf("%-44s %9.3f %9.0f %10.1f%%\n", name, ms, gbs, 100.0 * gbs / copy_gbs);
+      rows.push_back({"gqa_decode", p, ms, gbs});
     }
   for (const int g : {8, 32}) {
     const Problem p{32, 32, g, 4096, 128, 1};
@@ -174,20 +183,36 @@ int run() {
     std::snprintf(name, sizeof name, "cuBLAS %s B=%d T=%d H=%d G=%d D=%d", g == p.h ? "MHA-expanded" : "GQA", p.b,
                   p.t, p.h, p.g, p.d);
     std::printf("%-44s %9.3f %9.0f %10.1f%%\n", name, ms, gbs, 100.0 * gbs / copy_gbs);
+    rows.push_back({"cublas_f32", p, ms, gbs});
   }
   std::printf("\nGQA (G=8) over the MHA-expanded cache (G=32), best split each: %.2fx faster\n", best_mha / best_gqa);
+  if (json_path != nullptr) {  // for benchmarks/gpu_report.py, which writes the README's table
+    std::FILE* f = std::fopen(json_path, "w");
+    if (f == nullptr) throw std::runtime_error(std::string("cannot write ") + json_path);
+    std::fprintf(f, "{\"benchmark\": \"bench_decode\", \"device\": \"%s\", \"sms\": %d, \"copy_gbs\": %.1f,\n \"rows\": [",
+                 prop.name, prop.multiProcessorCount, copy_gbs);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      std::fprintf(f, "%s\n  {\"kernel\": \"%s\", \"b\": %d, \"h\": %d, \"g\": %d, \"t\": %d, \"d\": %d, "
+                   "\"splits\": %d, \"ms\": %.4f, \"gbs\": %.1f}",
+                   i == 0 ? "" : ",", r.kernel, r.p.b, r.p.h, r.p.g, r.p.t, r.p.d, r.p.splits, r.ms, r.gbs);
+    }
+    std::fprintf(f, "\n]}\n");
+    std::fclose(f);
+    std::printf("\nwrote %s\n", json_path);
+  }
   return 0;
 }
 
-
-int main() {
+int main(int argc, char** argv) {
   try {
-    return run();
+    return run(argc > 1 ? argv[1] : nullptr);
   } catch (const std::exception& e) {  // a CUDA or cuBLAS error, with the call that failed
     std::fprintf(stderr, "%s: %s\n", "bench_decode", e.what());
     return 1;
   }
 }
+
 #else
 
 int main() {

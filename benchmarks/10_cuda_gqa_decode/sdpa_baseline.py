@@ -11,14 +11,14 @@ the time (GB/s) and that as a percentage of the device-to-device copy bandwidth 
 here the same way as bench_decode measures it, and names the backend SDPA uses.
 
 Run on a machine with an NVIDIA GPU and torch installed:
-    python3 benchmarks/10_cuda_gqa_decode/sdpa_baseline.py
+    python3 benchmarks/10_cuda_gqa_decode/sdpa_baseline.py [--json results.json]
 Elsewhere it prints that it is skipped and exits 0.
 """
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-from sdpa_common import Sdpa  # noqa: E402
+from sdpa_common import Sdpa, json_path, write_json  # noqa: E402
 
 
 def main() -> int:
@@ -33,6 +33,7 @@ def main() -> int:
     print(f"device-to-device copy: {copy:.0f} GB/s (read + write)")
 
     b, h, t, d = 32, 32, 4096, 128
+    rows = []
     print(f"{'problem':<48} {'backend':>17} {'ms':>9} {'GB/s':>7} {'% of copy':>10}")
     for dtype in (torch.float32, torch.float16):
         for g in (8, 32):
@@ -44,6 +45,10 @@ def main() -> int:
             gbs = (k.numel() + v.numel()) * k.element_size() / ms / 1e6  # the cache, read once
             name = f"SDPA {str(dtype).removeprefix('torch.')} decode B={b} T={t} H={h} G={g} D={d}"
             print(f"{name:<48} {backend:>17} {ms:9.3f} {gbs:7.0f} {100 * gbs / copy:9.1f}%")
+            rows.append({"dtype": str(dtype).removeprefix("torch."), "b": b, "h": h, "g": g, "t": t, "d": d,
+                         "backend": backend, "ms": ms, "gbs": gbs})
+    if json_path():
+        write_json(json_path(), sdpa, rows, copy_gbs=copy)
     return 0
 
 
