@@ -5,7 +5,7 @@
                              sdpa_10.json (those present) next to the benchmarks, as
                              results_gpu.json and results_sdpa.json, then writes the tables
                              between the lesson READMEs' gpu-results markers
-    gpu_report.py --check    exits 1 unless each README's marked block is what its JSON files give
+    gpu_report.py --check NN exits 1 unless lesson NN's README block is what its JSON files give
 
 The C++ benchmarks write their JSON when given a path; the PyTorch scripts with --json.
 Python 3 standard library only.
@@ -96,6 +96,7 @@ def replace_block(text, new):
 
 def main(argv):
     check = "--check" in argv
+    lessons = [a for a in argv if a in LESSONS] if check else list(LESSONS)
     if not check:
         if len(argv) != 1:
             sys.exit(__doc__)
@@ -105,7 +106,8 @@ def main(argv):
                 if (source / name).exists():
                     shutil.copyfile(source / name, ROOT / "benchmarks" / folder / target)
     status = 0
-    for nn, (folder, _, _) in LESSONS.items():
+    for nn in lessons:
+        folder = LESSONS[nn][0]
         readme = ROOT / "lessons" / folder / "README.md"
         text = readme.read_text()
         new = block(nn)

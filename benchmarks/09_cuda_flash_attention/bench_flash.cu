@@ -31,7 +31,6 @@
 #include <exception>
 #include <optional>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -51,6 +50,7 @@ struct Problem {
 enum class Version { f32, fp16, cublas_f32, cublas_fp16 };
 
 bool is_half(Version v) { return v == Version::fp16 || v == Version::cublas_fp16; }
+bool is_baseline(Version v) { return v == Version::cublas_f32 || v == Version::cublas_fp16; }
 
 /// Every element rounded to half and back: the inputs the half-precision kernel sees.
 std::vector<float> rounded_to_half(const std::vector<float>& x) {
@@ -156,7 +156,7 @@ bool validate(const Problem& p, Version version) {
   const Device dev(p);
   dev.upload(p, q, k, v);
   ATTN_CUDA_CHECK(cudaMemset(dev.out, 0xff, nq * sizeof(float)));  // NaN: an output never written fails
-  const bool baseline = version == Version::cublas_f32 || version == Version::cublas_fp16;
+  const bool baseline = is_baseline(version);
   std::optional<attn::cuda::CublasAttention> cublas;
   if (baseline) cublas.emplace(p.b, p.h, p.g, p.t, p.t, p.d, is_half(version));
   dev.run(p, version, baseline ? &*cublas : nullptr);
@@ -207,12 +207,7 @@ int run(const char* json_path) {
       }
   std::printf("validation: ok (float64 reference, every version, D = 64 and 128, causal and not)\n\n");
 
-  struct Row {
-    const char* kernel;
-    Problem p;
-    double ms, tflops;
-  };
-  std::vector<Row> rows;
+  std::vector<std::string> rows;  // for the results file
   std::printf("%-48s %10s %10s\n", "kernel / problem", "ms", "TFLOP/s");
   for (const int d : {64, 128})
     for (const bool causal : {false, true}) {
@@ -228,7 +223,7 @@ int run(const char* json_path) {
       const double pairs = causal ? double(p.t) * (p.t + 1) / 2 : double(p.t) * p.t;
       const double flops = 4.0 * p.b * p.h * pairs * p.d;
       for (const Version version : kVersions) {
-        const bool baseline = version == Version::cublas_f32 || version == Version::cublas_fp16;
+        const bool baseline = is_baseline(version);
         // The baselines' (B, H, T, T) float scores: 8 GiB at B = 4, H = 32, T = 4096.
         std::optional<attn::cuda::CublasAttention> cublas;
         if (baseline) cublas.emplace(p.b, p.h, p.g, p.t, p.t, p.d, is_half(version));
@@ -237,25 +232,13 @@ int run(const char* json_path) {
         std::snprintf(name, sizeof name, "%s B=%d H=%d G=%d T=%d D=%d%s", version_name(version), p.b, p.h, p.g,
                       p.t, p.d, causal ? " causal" : "");
         std::printf("%-48s %10.3f %10.2f\n", name, ms, flops / ms / 1e9);
-        rows.push_back({version_name(version), p, ms, flops / ms / 1e9});
+        rows.push_back(attn::cuda::formatted(
+            "{\"kernel\": \"%s\", \"b\": %d, \"h\": %d, \"g\": %d, \"t\": %d, \"d\": %d, \"causal\": %s, "
+            "\"ms\": %.4f, \"tflops\": %.3f}",
+            version_name(version), p.b, p.h, p.g, p.t, p.d, causal ? "true" : "false", ms, flops / ms / 1e9));
       }
     }
-  if (json_path != nullptr) {  // for benchmarks/gpu_report.py, which writes the README's table
-    std::FILE* f = std::fopen(json_path, "w");
-    if (f == nullptr) throw std::runtime_error(std::string("cannot write ") + json_path);
-    std::fprintf(f, "{\"benchmark\": \"bench_flash\", \"device\": \"%s\", \"sms\": %d, \"copy_gbs\": %.1f,\n \"rows\": [",
-                 prop.name, prop.multiProcessorCount, copy_gbs);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const Row& r = rows[i];
-      std::fprintf(f, "%s\n  {\"kernel\": \"%s\", \"b\": %d, \"h\": %d, \"g\": %d, \"t\": %d, \"d\": %d, "
-                   "\"causal\": %s, \"ms\": %.4f, \"tflops\": %.3f}",
-                   i == 0 ? "" : ",", r.kernel, r.p.b, r.p.h, r.p.g, r.p.t, r.p.d, r.p.causal ? "true" : "false",
-                   r.ms, r.tflops);
-    }
-    std::fprintf(f, "\n]}\n");
-    std::fclose(f);
-    std::printf("\nwrote %s\n", json_path);
-  }
+  if (json_path != nullptr) attn::cuda::write_results(json_path, "bench_flash", prop, copy_gbs, rows);
   return 0;
 }
 

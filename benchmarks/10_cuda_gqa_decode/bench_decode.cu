@@ -26,7 +26,6 @@
 #include <exception>
 #include <optional>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -144,12 +143,13 @@ int run(const char* json_path) {
     }
   std::printf("validation: ok (float64 reference, G = 8 and 32, 1 and 3 splits, and the cuBLAS baseline)\n\n");
 
-  struct Row {
-    const char* kernel;
-    Problem p;
-    double ms, gbs;
+  std::vector<std::string> rows;  // for the results file
+  const auto row = [&](const char* kernel, const Problem& p, double ms, double gbs) {
+    rows.push_back(attn::cuda::formatted(
+        "{\"kernel\": \"%s\", \"b\": %d, \"h\": %d, \"g\": %d, \"t\": %d, \"d\": %d, \"splits\": %d, "
+        "\"ms\": %.4f, \"gbs\": %.1f}",
+        kernel, p.b, p.h, p.g, p.t, p.d, p.splits, ms, gbs));
   };
-  std::vector<Row> rows;
   std::printf("%-44s %9s %9s %11s\n", "kernel / problem", "ms", "GB/s", "% of copy");
   double best_gqa = 1e30, best_mha = 1e30;
   for (const int g : {8, 32})
@@ -167,7 +167,7 @@ int run(const char* json_path) {
       std::snprintf(name, sizeof name, "%s B=%d T=%d H=%d G=%d D=%d splits=%d", g == p.h ? "MHA-expanded" : "GQA",
                     p.b, p.t, p.h, p.g, p.d, p.splits);
       std::printf("%-44s %9.3f %9.0f %10.1f%%\n", name, ms, gbs, 100.0 * gbs / copy_gbs);
-      rows.push_back({"gqa_decode", p, ms, gbs});
+      row("gqa_decode", p, ms, gbs);
     }
   for (const int g : {8, 32}) {
     const Problem p{32, 32, g, 4096, 128, 1};
@@ -183,24 +183,10 @@ int run(const char* json_path) {
     std::snprintf(name, sizeof name, "cuBLAS %s B=%d T=%d H=%d G=%d D=%d", g == p.h ? "MHA-expanded" : "GQA", p.b,
                   p.t, p.h, p.g, p.d);
     std::printf("%-44s %9.3f %9.0f %10.1f%%\n", name, ms, gbs, 100.0 * gbs / copy_gbs);
-    rows.push_back({"cublas_f32", p, ms, gbs});
+    row("cublas_f32", p, ms, gbs);
   }
   std::printf("\nGQA (G=8) over the MHA-expanded cache (G=32), best split each: %.2fx faster\n", best_mha / best_gqa);
-  if (json_path != nullptr) {  // for benchmarks/gpu_report.py, which writes the README's table
-    std::FILE* f = std::fopen(json_path, "w");
-    if (f == nullptr) throw std::runtime_error(std::string("cannot write ") + json_path);
-    std::fprintf(f, "{\"benchmark\": \"bench_decode\", \"device\": \"%s\", \"sms\": %d, \"copy_gbs\": %.1f,\n \"rows\": [",
-                 prop.name, prop.multiProcessorCount, copy_gbs);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const Row& r = rows[i];
-      std::fprintf(f, "%s\n  {\"kernel\": \"%s\", \"b\": %d, \"h\": %d, \"g\": %d, \"t\": %d, \"d\": %d, "
-                   "\"splits\": %d, \"ms\": %.4f, \"gbs\": %.1f}",
-                   i == 0 ? "" : ",", r.kernel, r.p.b, r.p.h, r.p.g, r.p.t, r.p.d, r.p.splits, r.ms, r.gbs);
-    }
-    std::fprintf(f, "\n]}\n");
-    std::fclose(f);
-    std::printf("\nwrote %s\n", json_path);
-  }
+  if (json_path != nullptr) attn::cuda::write_results(json_path, "bench_decode", prop, copy_gbs, rows);
   return 0;
 }
 

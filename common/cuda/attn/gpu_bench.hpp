@@ -12,6 +12,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace attn::cuda {
@@ -95,6 +97,29 @@ void fill_uniform(T* x, std::size_t n, unsigned seed) {
   ATTN_CUDA_CHECK(cudaGetLastError());
 }
 #endif
+
+/// printf's formatting into a string.
+template <class... Args>
+std::string formatted(const char* format, Args... args) {
+  std::string text(static_cast<std::size_t>(std::snprintf(nullptr, 0, format, args...)), '\0');
+  std::snprintf(text.data(), text.size() + 1, format, args...);
+  return text;
+}
+
+/// Writes a benchmark's results for benchmarks/gpu_report.py, which puts them in the
+/// lesson's README: {"benchmark", "device", "sms", "copy_gbs", "rows": [...]}, each row
+/// a JSON object the benchmark formatted.
+inline void write_results(const char* path, const char* benchmark, const cudaDeviceProp& prop, double copy_gbs,
+                          const std::vector<std::string>& rows) {
+  std::FILE* f = std::fopen(path, "w");
+  if (f == nullptr) throw std::runtime_error(std::string("cannot write ") + path);
+  std::fprintf(f, "{\"benchmark\": \"%s\", \"device\": \"%s\", \"sms\": %d, \"copy_gbs\": %.1f,\n \"rows\": [",
+               benchmark, prop.name, prop.multiProcessorCount, copy_gbs);
+  for (std::size_t i = 0; i < rows.size(); ++i) std::fprintf(f, "%s\n  %s", i == 0 ? "" : ",", rows[i].c_str());
+  std::fprintf(f, "\n]}\n");
+  std::fclose(f);
+  std::printf("\nwrote %s\n", path);
+}
 
 /// True if |got[i] - ref[i]| <= atol everywhere; prints the first ten mismatches.
 inline bool all_within(const std::vector<float>& got, const std::vector<double>& ref, double atol) {

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <source_location>
 #include <string>
 
 #include "attn/cuda.hpp"
@@ -54,5 +55,8 @@ bool is_stack_guard(std::uintptr_t address);
 
 /// "(x,y,z)"
 std::string coords(uint3 v);
+
+/// "file.cu:42": a call site, for messages.
+std::string where_str(const std::source_location& where);
 
 }  // namespace attn::cuda::emu::internal

@@ -36,11 +36,18 @@ const char* running_kernel = nullptr;
 std::string coords(uint3 v) {
   return '(' + std::to_string(v.x) + ',' + std::to_string(v.y) + ',' + std::to_string(v.z) + ')';
 }
+
+std::string where_str(const std::source_location& where) {
+  std::string_view file = where.file_name();
+  if (const auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
+  return std::string(file) + ':' + std::to_string(where.line());
+}
 }  // namespace internal
 
 namespace {
 
 using internal::coords;
+using internal::where_str;
 
 #if ATTN_EMU_ASAN
 constexpr std::size_t kStackBytes = 256 * 1024;  // sanitizer frames are larger
@@ -131,12 +138,6 @@ void finish_switch([[maybe_unused]] void* fake_stack_save, [[maybe_unused]] cons
 }
 
 // --- Messages. ---
-std::string where_str(const std::source_location& where) {
-  std::string_view file = where.file_name();
-  if (const auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
-  return std::string(file) + ':' + std::to_string(where.line());
-}
-
 std::string thread_str(const Thread& t) { return "thread " + coords(t.idx); }
 
 std::string lane_str(const Thread& t) {
@@ -211,14 +212,17 @@ std::uint64_t splitmix64(std::uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+/// The running block's number in the grid: the seed of its schedule.
+std::uint64_t block_linear() {
+  return blockIdx.x + std::uint64_t{gridDim.x} * (blockIdx.y + std::uint64_t{gridDim.y} * blockIdx.z);
+}
+
 void phase_order(std::vector<unsigned>& order, std::size_t n, unsigned phase) {
   order.resize(n);
   std::iota(order.begin(), order.end(), 0u);
   if (schedule_policy == Schedule::reverse) std::reverse(order.begin(), order.end());
   if (schedule_policy != Schedule::shuffled) return;
-  const std::uint64_t block_linear =
-      blockIdx.x + std::uint64_t{gridDim.x} * (blockIdx.y + std::uint64_t{gridDim.y} * blockIdx.z);
-  std::uint64_t state = block_linear * 0x100000001B3ull + phase;
+  std::uint64_t state = block_linear() * 0x100000001B3ull + phase;
   for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[splitmix64(state) % i]);
 }
 
@@ -229,9 +233,7 @@ void phase_order(std::vector<unsigned>& order, std::size_t n, unsigned phase) {
 /// of moving in lockstep, and a missing barrier between warps shows.
 bool hold_warp(unsigned phase, std::size_t first_lane) {
   if (schedule_policy != Schedule::shuffled) return false;
-  const std::uint64_t block_linear =
-      blockIdx.x + std::uint64_t{gridDim.x} * (blockIdx.y + std::uint64_t{gridDim.y} * blockIdx.z);
-  std::uint64_t state = (block_linear * 0x9E3779B1ull + phase) * 0x10001ull + first_lane / 32;
+  std::uint64_t state = (block_linear() * 0x9E3779B1ull + phase) * 0x10001ull + first_lane / 32;
   return (splitmix64(state) & 1u) != 0;
 }
 

@@ -75,9 +75,7 @@ unsigned lane_id() {
 
 void check_operand(const char* operation, const void* pointer, unsigned ldm, std::size_t element_bytes,
                    std::source_location where) {
-  std::string_view file = where.file_name();
-  file.remove_prefix(file.rfind('/') == std::string_view::npos ? 0 : file.rfind('/') + 1);
-  const std::string at = std::string(operation) + " at " + std::string(file) + ':' + std::to_string(where.line());
+  const std::string at = std::string(operation) + " at " + internal::where_str(where);
   if (internal::gpu_alignment_address(pointer) % 32 != 0)
     misuse(at + ": the pointer " + pointer_str(pointer) +
            " is not 256-bit (32-byte) aligned, as a wmma tile's first element must be " +
