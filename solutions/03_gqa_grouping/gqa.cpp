@@ -24,12 +24,11 @@ Tensor4 repeat_kv(const Tensor4& kv, std::size_t n_rep) {
   // END TODO(03.1)
 }
 
-Tensor4 gqa_attention(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
-                      std::size_t q_offset) {
-  // TODO(03.2): check shapes and offset; query head h attends over KV head h / (H/G)
-  constexpr auto where = "gqa_attention";
+void check_gqa_arguments(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
+                         std::size_t q_offset, std::string_view where) {
+  // TODO(03.2): check B and D of k and v against q, G and Tk of v against k, H % G, Tk > 0, q_offset
   const std::size_t nb = q.shape(0), nh = q.shape(1), tq = q.shape(2), d = q.shape(3);
-  const std::size_t ng = k.shape(1), tk = k.shape(2), dv = v.shape(3);
+  const std::size_t ng = k.shape(1), tk = k.shape(2);
   require_equal(where, "batch of k (B of q)", nb, k.shape(0));
   require_equal(where, "head dimension of k (D of q)", d, k.shape(3));
   require_equal(where, "batch of v (B of q)", nb, v.shape(0));
@@ -49,6 +48,15 @@ Tensor4 gqa_attention(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask
                          std::to_string(tk) + ", given q_offset = " + std::to_string(q_offset) +
                          " and Tq = " + std::to_string(tq));
   }
+  // END TODO(03.2)
+}
+
+Tensor4 gqa_attention(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
+                      std::size_t q_offset) {
+  // TODO(03.3): check_gqa_arguments, then query head h attends over KV head h / (H/G)
+  const std::size_t nb = q.shape(0), nh = q.shape(1), tq = q.shape(2), d = q.shape(3);
+  const std::size_t ng = k.shape(1), tk = k.shape(2), dv = v.shape(3);
+  check_gqa_arguments(q, k, v, mask, q_offset, "gqa_attention");
   const std::size_t group = nh / ng;  // query heads per KV head: llama2.c's kv_mul
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   xt::xtensor<bool, 2> visible;  // (Tq, Tk), true = may attend
@@ -69,11 +77,11 @@ Tensor4 gqa_attention(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask
       }
     }
   return out;
-  // END TODO(03.2)
+  // END TODO(03.3)
 }
 
 Tensor3 gqa_self_attention(const Tensor3& x, const GQAWeights& w, Mask mask) {
-  // TODO(03.3): check head counts and shapes; project, split into H and G heads, attend, merge, project back
+  // TODO(03.4): check head counts and shapes; project, split into H and G heads, attend, merge, project back
   constexpr auto where = "gqa_self_attention";
   const std::size_t nb = x.shape(0), t = x.shape(1), d_model = x.shape(2);
   const std::size_t nh = w.n_heads, ng = w.n_kv_heads;
@@ -97,17 +105,17 @@ Tensor3 gqa_self_attention(const Tensor3& x, const GQAWeights& w, Mask mask) {
       gqa_attention(project(w.wq, nh), project(w.wk, ng), project(w.wv, ng), mask, 0);
   const Tensor2 merged = xt::reshape_view(merge_heads(y), {nb * t, nh * d});
   return xt::reshape_view(matmul(merged, w.wo), {nb, t, d_model});
-  // END TODO(03.3)
-}
-
-std::size_t parameter_count(const GQAWeights& w) {
-  // TODO(03.4): count the elements of the four projections
-  return w.wq.size() + w.wk.size() + w.wv.size() + w.wo.size();
   // END TODO(03.4)
 }
 
+std::size_t parameter_count(const GQAWeights& w) {
+  // TODO(03.5): count the elements of the four projections
+  return w.wq.size() + w.wk.size() + w.wv.size() + w.wo.size();
+  // END TODO(03.5)
+}
+
 GQAWeights mha_to_gqa(const MHAWeights& mha, std::size_t n_heads, std::size_t n_kv_heads) {
-  // TODO(03.5): check shapes; KV head g = mean of the K (and V) heads g*(H/G) ... g*(H/G) + H/G - 1
+  // TODO(03.6): check shapes; KV head g = mean of the K (and V) heads g*(H/G) ... g*(H/G) + H/G - 1
   constexpr auto where = "mha_to_gqa";
   const std::size_t d_model = mha.wq.shape(0), width = mha.wq.shape(1);
   require(n_kv_heads > 0 && n_heads > 0 && n_heads % n_kv_heads == 0, where,
@@ -134,7 +142,7 @@ GQAWeights mha_to_gqa(const MHAWeights& mha, std::size_t n_heads, std::size_t n_
     return pooled;
   };
   return GQAWeights{mha.wq, pool(mha.wk), pool(mha.wv), mha.wo, n_heads, n_kv_heads};
-  // END TODO(03.5)
+  // END TODO(03.6)
 }
 
 }  // namespace attn

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string_view>
 
 #include "attention.hpp"
 #include "attn/core.hpp"
@@ -19,6 +20,13 @@ namespace attn {
 /// @return      (B, G*n_rep, T, D)
 /// @throws std::invalid_argument if n_rep is 0.
 Tensor4 repeat_kv(const Tensor4& kv, std::size_t n_rep);
+
+/// The argument checks of GQA attention, written once: lessons 04 and 08-10 call them too.
+/// q (B, H, Tq, D), k (B, G, Tk, D), v (B, G, Tk, Dv). Throws std::invalid_argument for
+/// mismatched B, D, G or Tk, H not a multiple of G, Tk = 0, or q_offset != 0 with Mask::none;
+/// std::out_of_range for q_offset + Tq > Tk. `where` names the caller in every message.
+void check_gqa_arguments(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
+                         std::size_t q_offset, std::string_view where);
 
 /// Grouped-query attention: for every batch b and query head h,
 /// softmax(q_bh k_bg^T / sqrt(D) + mask) v_bg with g = h / (H/G), reading the G key/value
