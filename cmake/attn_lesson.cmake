@@ -3,8 +3,10 @@ if(NOT ATTN_HAVE_DOCTEST_CMAKE)
   include(/usr/lib/cmake/doctest/doctest.cmake)
 endif()
 
-# attn_lesson(<NN> <topic> SOURCES <files> [DEPENDS <NN>...])
+# attn_lesson(<NN> <topic> SOURCES <files>)
 #
+# The lessons whose code lesson NN uses (linked to it) are its "uses" in
+# lessons/manifest.json, read by the top-level CMakeLists.txt.
 # Tests are every tests/NN_topic/*.cpp; doctest runs their cases file by file in
 # name order, so test files are numbered in the order of the lesson's TODOs.
 #
@@ -15,7 +17,16 @@ endif()
 #   test_NN_topic                                   its doctest executable, every test case
 #                                                   registered with CTest, label lessonNN
 function(attn_lesson nn topic)
-  cmake_parse_arguments(L "" "" "SOURCES;DEPENDS" ${ARGN})
+  cmake_parse_arguments(L "" "" "SOURCES" ${ARGN})
+  if(L_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "attn_lesson(${nn} ...): unknown arguments ${L_UNPARSED_ARGUMENTS} "
+                        "(the lessons a lesson uses are listed in lessons/manifest.json)")
+  endif()
+  get_property(folder GLOBAL PROPERTY ATTN_LESSON_FOLDER_${nn})
+  if(NOT folder STREQUAL "${nn}_${topic}")
+    message(FATAL_ERROR "attn_lesson(${nn} ${topic}): lessons/manifest.json has lesson ${nn} in folder '${folder}'")
+  endif()
+  get_property(L_DEPENDS GLOBAL PROPERTY ATTN_LESSON_USES_${nn})
   file(GLOB L_TESTS CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/*.cpp")
   set(dir "${nn}_${topic}")
   set(ATTN_TREE_${nn} "${ATTN_TREE}" CACHE STRING "Tree that lesson ${nn} is built from")

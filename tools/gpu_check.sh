@@ -14,7 +14,8 @@
 # under $OUT; back on the development machine, `python3 benchmarks/gpu_report.py DIR`
 # (DIR: where those files came back) writes the numbers into the lesson READMEs.
 #
-# Only lessons 01-04 and 08-10 are built (ATTN_LESSONS): lesson 07 needs OpenBLAS and the
+# Only the CUDA lessons of lessons/manifest.json ("cuda": true) and the lessons they use
+# are built (ATTN_LESSONS; 01-04 and 08-10 today): lesson 07 needs OpenBLAS and the
 # docs need Doxygen, which a GPU machine may not have. Nothing here changes the GPU's
 # settings. Exit status: non-zero if a build, a test or a sanitizer failed.
 set -uo pipefail
@@ -79,12 +80,26 @@ if [ -d "$device/cmake" ]; then
   for pkg in xtl xsimd xtensor doctest; do deps+=("-D${pkg}_DIR=$PWD/$device/cmake/$pkg"); done
 fi
 build=build/gpu-check
-lessons=(08_cuda_basics 09_cuda_flash_attention 10_cuda_gqa_decode)
+# From the manifest: the folders of the CUDA lessons, and every lesson they need (NN;NN;...).
+manifest() {
+  python3 - "$1" <<'PY'
+import json, sys
+lessons = json.load(open("lessons/manifest.json"))["lessons"]
+cuda = [l for l in lessons if l["cuda"]]
+if sys.argv[1] == "folders":
+    print(" ".join(l["folder"] for l in cuda))
+else:
+    print(";".join(sorted({l["nn"] for l in cuda} | {u for l in cuda for u in l["uses"]})))
+PY
+}
+read -r -a lessons <<<"$(manifest folders)"
+needed=$(manifest needed)
+targets=()
+for lesson in "${lessons[@]}"; do targets+=("test_$lesson"); done
 if step configure cmake -S . -B "$build" -G Ninja -DATTN_TREE=solutions -DATTN_CUDA_GPU=ON \
-    -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DATTN_LESSONS=01;02;03;04;08;09;10" \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DATTN_LESSONS=$needed" \
     "${deps[@]}" &&
-  step build cmake --build "$build" --target test_08_cuda_basics test_09_cuda_flash_attention \
-    test_10_cuda_gqa_decode bench_flash bench_decode; then
+  step build cmake --build "$build" --target "${targets[@]}" bench_flash bench_decode; then
   for lesson in "${lessons[@]}"; do
     exe="$build/tests/$lesson/test_$lesson"
     step "test ${lesson:0:2}" "$exe"
