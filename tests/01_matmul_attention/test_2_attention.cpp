@@ -79,6 +79,22 @@ TEST_CASE("split_heads puts channel h*D + d of token t in head h, row t, column 
   CHECK(back == x);
 }
 
+TEST_CASE("merge_heads puts head h, row t, column d at channel h*D + d of token t") {
+  // Built by hand, not by split_heads, so that this test needs TODO(01.5) alone.
+  const std::size_t nb = 2, nh = 3, t = 4, d = 2;
+  Tensor4 y({nb, nh, t, d});
+  for (std::size_t b = 0; b < nb; ++b)
+    for (std::size_t h = 0; h < nh; ++h)
+      for (std::size_t i = 0; i < t; ++i)
+        for (std::size_t c = 0; c < d; ++c) y(b, h, i, c) = float(1000 * b + 100 * i + 10 * h + c);
+  const Tensor3 x = merge_heads(y);
+  REQUIRE(x.shape() == std::array<std::size_t, 3>{nb, t, nh * d});
+  for (std::size_t b = 0; b < nb; ++b)
+    for (std::size_t i = 0; i < t; ++i)
+      for (std::size_t h = 0; h < nh; ++h)
+        for (std::size_t c = 0; c < d; ++c) CHECK(x(b, i, h * d + c) == float(1000 * b + 100 * i + 10 * h + c));
+}
+
 TEST_CASE("split_heads rejects a head count that does not divide the channels") {
   const Tensor3 x = xt::zeros<float>({1, 2, 10});
   CHECK_THROWS_WITH_AS(split_heads(x, 3), doctest::Contains("10 channels and 3 heads"), std::invalid_argument);

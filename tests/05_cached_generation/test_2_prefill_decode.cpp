@@ -98,6 +98,23 @@ TEST_CASE("prefill logits equal the uncached forward at every prompt position") 
   }
 }
 
+TEST_CASE("decode steps from an empty cache, without a prefill, give the uncached forward's last row") {
+  // Token by token from the first position: this test needs decode_step alone (TODO 05.3).
+  const Decoder model(small_config(2, 620));
+  const Tokens tokens = random_tokens(2, 4, 40, 621);
+  MultiLayerKVCache cache = model.make_cache(2);
+  for (std::size_t t = 0; t < tokens.shape(1); ++t) {
+    CAPTURE(t);
+    const TokenColumn next = xt::view(tokens, xt::all(), t);
+    const Tensor2 got = model.decode_step(next, cache);  // (B, V)
+    const Tensor3 all = model.forward(xt::view(tokens, xt::all(), xt::range(0, t + 1)));
+    const Tensor2 ref = xt::view(all, xt::all(), t, xt::all());
+    CHECK(max_abs(ref) > 0.5);  // O(1) logits, not a degenerate model
+    ATTN_CHECK_CLOSE(got, ref, tol_relative_to_max(1e-5, ref));
+    CHECK(cache.length() == t + 1);
+  }
+}
+
 TEST_CASE("decode logits equal the uncached forward at every step, G = H, H/4 and 1, B = 2") {
   for (std::size_t ng : {std::size_t{8}, std::size_t{2}, std::size_t{1}})
     for (std::size_t p : {std::size_t{1}, std::size_t{2}, std::size_t{5}}) {
