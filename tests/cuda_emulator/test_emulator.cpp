@@ -410,6 +410,7 @@ TEST_CASE("a write one element past the end of a device array stops the program,
   CHECK(child.killed_by_segv);
   CHECK(contains(child.stderr_text, "out-of-bounds access at byte offset 4000 of a 4000-byte device allocation"));
   CHECK(contains(child.stderr_text, "in kernel 'write_past_end_kernel', block (3,0,0), thread (232,0,0)"));
+  CHECK(contains(child.stderr_text, "the buffer is argument 1 of the launch, 'x'"));
 }
 
 TEST_CASE("a read before the start of a page-sized device array stops the program") {
@@ -420,6 +421,7 @@ TEST_CASE("a read before the start of a page-sized device array stops the progra
   CHECK(child.killed_by_segv);
   CHECK(contains(child.stderr_text, "4 bytes before the start of a 4096-byte device allocation"));
   CHECK(contains(child.stderr_text, "block (0,0,0), thread (0,0,0)"));
+  CHECK(contains(child.stderr_text, "the buffer is argument 1 of the launch, 'x'"));
 }
 
 TEST_CASE("host code that dereferences a device pointer stops the program, as on a GPU") {

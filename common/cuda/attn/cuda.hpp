@@ -78,8 +78,9 @@ inline void check(cudaError_t status, const char* call,
   extern __shared__ __align__(128) unsigned char attn_dynamic_smem_[]; \
   T* name = reinterpret_cast<T*>(attn_dynamic_smem_)
 #elif !ATTN_CUDA_RUNTIME
-#define ATTN_LAUNCH(kernel, grid, block, smem, ...) \
-  ::attn::cuda::emu::launch(#kernel, kernel, (grid), (block), (smem) __VA_OPT__(, ) __VA_ARGS__)
+#define ATTN_LAUNCH(kernel, grid, block, smem, ...)                                        \
+  ::attn::cuda::emu::launch_named(#kernel, "" __VA_OPT__(#__VA_ARGS__), kernel, (grid), (block), \
+                                  (smem) __VA_OPT__(, ) __VA_ARGS__)
 #define ATTN_DYNAMIC_SHARED(T, name) \
   T* name = static_cast<T*>(::attn::cuda::emu::dynamic_shared_memory())
 #endif

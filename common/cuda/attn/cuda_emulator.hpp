@@ -217,11 +217,53 @@ struct LaunchConfig {
 /// or a synchronization bug.
 void run_grid(const LaunchConfig& config, const std::function<void()>& thread_body);
 
-/// What ATTN_LAUNCH expands to: each CUDA thread calls `kernel(args...)` with its own copy of the arguments.
+/// Each CUDA thread calls `kernel(args...)` with its own copy of the arguments.
 template <class... Params, class... Args>
 void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
             const Args&... args) {
   run_grid({name, reinterpret_cast<KernelId>(kernel), grid, block, smem}, [&] { kernel(args...); });
+}
+
+/// A pointer argument of the running launch, for the report of an out-of-bounds access:
+/// its position and the expression the call wrote for it (`out.get()`).
+struct PointerArgument {
+  int position;             ///< 1-based
+  const char* expression;   ///< not null-terminated: `length` characters
+  std::size_t length;
+  const void* pointer;
+};
+/// Names the pointer arguments of the launches inside its scope (memory.cpp reports them).
+class NamedPointers {
+ public:
+  NamedPointers(const char* kernel, const PointerArgument* arguments, std::size_t count);
+  ~NamedPointers();
+  NamedPointers(const NamedPointers&) = delete;
+  NamedPointers& operator=(const NamedPointers&) = delete;
+};
+/// Where each top-level argument of "a, f(b, c), d" starts and how long it is.
+std::size_t split_arguments(const char* text, std::size_t (*spans)[2], std::size_t most);
+
+/// What ATTN_LAUNCH expands to: `launch`, with the text of the arguments, so that an
+/// out-of-bounds access names the pointer argument whose allocation it stepped out of.
+template <class... Params, class... Args>
+void launch_named(const char* name, const char* argument_text, void (*kernel)(Params...), dim3 grid,
+                  dim3 block, std::size_t smem, const Args&... args) {
+  constexpr std::size_t n = sizeof...(Args);
+  std::size_t spans[n + 1][2] = {};
+  const std::size_t found = split_arguments(argument_text, spans, n);
+  PointerArgument pointers[n + 1] = {};
+  std::size_t count = 0, position = 0;
+  const auto note = [&](const auto& arg) {
+    if constexpr (std::is_pointer_v<std::decay_t<decltype(arg)>>) {
+      const bool named = position < found;
+      pointers[count++] = {static_cast<int>(position + 1), named ? argument_text + spans[position][0] : "",
+                           named ? spans[position][1] : 0, static_cast<const void*>(arg)};
+    }
+    ++position;
+  };
+  (note(args), ...);
+  const NamedPointers scope(name, pointers, count);
+  launch(name, kernel, grid, block, smem, args...);
 }
 
 /// The running block's dynamic shared memory (ATTN_DYNAMIC_SHARED), 128-byte aligned.

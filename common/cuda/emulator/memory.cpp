@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -96,6 +97,26 @@ class HostAccess {
   throw Error("attn::cuda emulator: " + call + ": " + what);
 }
 
+// --- The pointer arguments of the running launch, copied where the fault handler can read them. ---
+constexpr std::size_t kMaxNamed = 32, kMaxExpression = 96;
+struct Named {
+  int position;
+  char expression[kMaxExpression];
+  const void* pointer;
+};
+Named named[kMaxNamed];
+std::size_t named_count = 0;
+char named_kernel[96] = "";
+
+/// The pointer argument of the running launch that points into allocation `a`, or nullptr.
+const Named* argument_into(const Allocation& a) {
+  for (std::size_t i = 0; i < named_count; ++i) {
+    const auto p = addr(named[i].pointer);
+    if (p >= addr(a.data) && p <= addr(a.data) + a.bytes) return &named[i];
+  }
+  return nullptr;
+}
+
 // --- The fault handler. ---
 struct sigaction previous_handler {};
 
@@ -128,6 +149,13 @@ void on_fault(int number, siginfo_t* info, void*) {
   } else {
     append("host code touched device memory at %p (a %zu-byte allocation at %p): use cudaMemcpy",
            info->si_addr, a->bytes, static_cast<void*>(a->data));
+  }
+  if (a != nullptr) {
+    if (const Named* arg = argument_into(*a)) {
+      append("\n  the buffer is argument %d of the launch, '%s'", arg->position, arg->expression);
+      if (addr(arg->pointer) != addr(a->data))
+        append(" (%zu bytes into its allocation)", static_cast<std::size_t>(addr(arg->pointer) - addr(a->data)));
+    }
   }
   if (internal::running_kernel != nullptr) {
     append("\n  in kernel '%s', block (%u,%u,%u), thread (%u,%u,%u)", internal::running_kernel, blockIdx.x,
@@ -182,6 +210,45 @@ void install_fault_handler() {
 }
 
 }  // namespace internal
+
+NamedPointers::NamedPointers(const char* kernel, const PointerArgument* arguments, std::size_t count) {
+  std::snprintf(named_kernel, sizeof named_kernel, "%s", kernel);
+  named_count = 0;
+  for (std::size_t i = 0; i < count && named_count < kMaxNamed; ++i) {
+    Named& n = named[named_count++];
+    n.position = arguments[i].position;
+    const std::size_t length = std::min(arguments[i].length, kMaxExpression - 1);
+    std::memcpy(n.expression, arguments[i].expression, length);
+    n.expression[length] = '\0';
+    n.pointer = arguments[i].pointer;
+  }
+}
+
+NamedPointers::~NamedPointers() { named_count = 0; }
+
+std::size_t split_arguments(const char* text, std::size_t (*spans)[2], std::size_t most) {
+  std::size_t count = 0, start = 0, i = 0;
+  int depth = 0;
+  const auto close = [&](std::size_t end) {
+    std::size_t b = start, e = end;
+    while (b < e && text[b] == ' ') ++b;
+    while (e > b && text[e - 1] == ' ') --e;
+    if (count < most) spans[count][0] = b, spans[count][1] = e - b;
+    ++count;
+  };
+  for (; text[i] != '\0'; ++i) {
+    const char c = text[i];
+    if (c == '(' || c == '[' || c == '{') ++depth;
+    if (c == ')' || c == ']' || c == '}') --depth;
+    if (c == ',' && depth == 0) {
+      close(i);
+      start = i + 1;
+    }
+  }
+  if (i > 0) close(i);
+  return std::min(count, most);
+}
+
 }  // namespace attn::cuda::emu
 
 using namespace attn::cuda::emu;
