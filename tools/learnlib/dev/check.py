@@ -26,7 +26,7 @@ def read_junit(path: Path) -> Optional[Dict[str, List[Case]]]:
     by_lesson: Dict[str, List[Case]] = {}
     for tc in root.iter("testcase"):
         name = tc.get("name", "")
-        m = re.match(r"^(\d\d): (.*)$", name)
+        m = re.match(r"^(\d\d): ?(.*)$", name)
         if not m:
             continue
         case = Case(m[2], tc.get("classname", ""), 0)
