@@ -215,6 +215,8 @@ def unfinished_lines(outcomes: List[Outcome]) -> List[str]:
     """Which unfinished lessons the tests of later lessons take from solutions/."""
     users: Dict[str, List[str]] = {}
     for o in outcomes:
+        if o.status == "not started":
+            continue  # says nothing yet: no code of it has run
         for nn in o.from_solutions:
             users.setdefault(nn, []).append(o.lesson.nn)
     lines = []
