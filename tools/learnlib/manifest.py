@@ -20,17 +20,18 @@ class Lesson:
     title: str                   # "Matrix products and attention"
     uses: List[str] = field(default_factory=list)   # lessons whose code this one's code or tests use
     cuda: bool = False
+    root: Path = ROOT            # the repository (another one in the runner's own tests)
 
     @property
     def name(self) -> str: return self.folder
     @property
     def topic(self) -> str: return self.folder[3:]
     @property
-    def tests(self) -> Path: return ROOT / "tests" / self.folder
+    def tests(self) -> Path: return self.root / "tests" / self.folder
     @property
-    def scaffold(self) -> Path: return ROOT / "lessons" / self.folder
+    def scaffold(self) -> Path: return self.root / "lessons" / self.folder
     @property
-    def solution(self) -> Path: return ROOT / "solutions" / self.folder
+    def solution(self) -> Path: return self.root / "solutions" / self.folder
     @property
     def target(self) -> str: return f"test_{self.folder}"
     @property
