@@ -54,17 +54,39 @@ std::uint64_t kv_cache_bytes(std::uint64_t layers, std::uint64_t batch, std::uin
   // END TODO(04.5)
 }
 
-Tensor4 gqa_attention_cached(const Tensor4& q, const KVCache& cache) {
-  // TODO(04.6): check shapes and Tq; for each (b, h) and query row i, attend over keys 0 ... length - Tq + i of KV head h / (H/G), reading the buffers in place
+void check_cached_attention(const Tensor4& q, const KVCache& cache) {
+  constexpr auto where = "gqa_attention_cached";
+  const std::size_t nh = q.shape(1), tq = q.shape(2), ng = cache.kv_heads(), tk = cache.length();
+  require_equal(where, "batch of q (B of the cache)", cache.batch(), q.shape(0));
+  require_equal(where, "head dimension of q (D of the cache)", cache.head_dim(), q.shape(3));
+  require(nh % ng == 0, where,
+          "the query heads must be a multiple of the KV heads: given H = " + std::to_string(nh) +
+              " query heads and G = " + std::to_string(ng) + " KV heads");
+  require_in_range(tq <= tk, where,
+                   "more queries than cached tokens: expected Tq <= length = " +
+                       std::to_string(tk) + ", given Tq = " + std::to_string(tq));
+  require(tk > 0, where, "attention needs at least one key, given an empty cache");
+}
+
+void attend_cached_row(const float* q_row, const float* k_rows, const float* v_rows,
+                       std::size_t row_stride, std::size_t last, std::size_t d, float* out_row) {
+  // TODO(04.6): scores of keys 0 ... last (k_rows + j * row_stride), scaled; softmax shifted by the max; out_row = the weighted sum of the values
   throw NotImplemented("04.6", "7. Attention over the cache");
   // END TODO(04.6)
 }
 
+Tensor4 gqa_attention_cached(const Tensor4& q, const KVCache& cache) {
+  check_cached_attention(q, cache);
+  // TODO(04.7): for each (b, h) and query row i: attend_cached_row over keys 0 ... length - Tq + i of KV head h / (H/G), the buffers read in place
+  throw NotImplemented("04.7", "7. Attention over the cache");
+  // END TODO(04.7)
+}
+
 MultiLayerKVCache::MultiLayerKVCache(std::size_t layers, std::size_t batch, std::size_t kv_heads,
                                      std::size_t capacity, std::size_t head_dim) {
-  // TODO(04.7): check layers > 0; one KVCache per layer, all of the same sizes
-  throw NotImplemented("04.7", "9. Many layers");
-  // END TODO(04.7)
+  // TODO(04.8): check layers > 0; one KVCache per layer, all of the same sizes
+  throw NotImplemented("04.8", "9. Many layers");
+  // END TODO(04.8)
 }
 
 KVCache& MultiLayerKVCache::layer(std::size_t l) {

@@ -86,13 +86,11 @@ std::uint64_t kv_cache_bytes(std::uint64_t layers, std::uint64_t batch, std::uin
   // END TODO(04.5)
 }
 
-Tensor4 gqa_attention_cached(const Tensor4& q, const KVCache& cache) {
-  // TODO(04.6): check shapes and Tq; for each (b, h) and query row i, attend over keys 0 ... length - Tq + i of KV head h / (H/G), reading the buffers in place
+void check_cached_attention(const Tensor4& q, const KVCache& cache) {
   constexpr auto where = "gqa_attention_cached";
-  const std::size_t nb = q.shape(0), nh = q.shape(1), tq = q.shape(2), d = q.shape(3);
-  const std::size_t ng = cache.kv_heads(), tk = cache.length();
-  require_equal(where, "batch of q (B of the cache)", cache.batch(), nb);
-  require_equal(where, "head dimension of q (D of the cache)", cache.head_dim(), d);
+  const std::size_t nh = q.shape(1), tq = q.shape(2), ng = cache.kv_heads(), tk = cache.length();
+  require_equal(where, "batch of q (B of the cache)", cache.batch(), q.shape(0));
+  require_equal(where, "head dimension of q (D of the cache)", cache.head_dim(), q.shape(3));
   require(nh % ng == 0, where,
           "the query heads must be a multiple of the KV heads: given H = " + std::to_string(nh) +
               " query heads and G = " + std::to_string(ng) + " KV heads");
@@ -100,52 +98,61 @@ Tensor4 gqa_attention_cached(const Tensor4& q, const KVCache& cache) {
                    "more queries than cached tokens: expected Tq <= length = " +
                        std::to_string(tk) + ", given Tq = " + std::to_string(tq));
   require(tk > 0, where, "attention needs at least one key, given an empty cache");
-  const std::size_t q_offset = tk - tq;  // query row i sits at position q_offset + i
-  const std::size_t group = nh / ng;     // query heads per KV head
+}
+
+void attend_cached_row(const float* q_row, const float* k_rows, const float* v_rows,
+                       std::size_t row_stride, std::size_t last, std::size_t d, float* out_row) {
+  // TODO(04.6): scores of keys 0 ... last (k_rows + j * row_stride), scaled; softmax shifted by the max; out_row = the weighted sum of the values
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  std::vector<float> p(last + 1);  // the attention weights of this row
+  float m = -std::numeric_limits<float>::infinity();
+  for (std::size_t j = 0; j <= last; ++j) {
+    const float* k_row = k_rows + j * row_stride;
+    float s = 0.0f;
+    for (std::size_t c = 0; c < d; ++c) s += q_row[c] * k_row[c];
+    p[j] = s * scale;
+    m = std::max(m, p[j]);
+  }
+  float sum = 0.0f;
+  for (std::size_t j = 0; j <= last; ++j) sum += p[j] = std::exp(p[j] - m);
+  for (std::size_t c = 0; c < d; ++c) out_row[c] = 0.0f;
+  for (std::size_t j = 0; j <= last; ++j) {
+    const float w = p[j] / sum;
+    const float* v_row = v_rows + j * row_stride;
+    for (std::size_t c = 0; c < d; ++c) out_row[c] += w * v_row[c];
+  }
+  // END TODO(04.6)
+}
+
+Tensor4 gqa_attention_cached(const Tensor4& q, const KVCache& cache) {
+  check_cached_attention(q, cache);
+  // TODO(04.7): for each (b, h) and query row i: attend_cached_row over keys 0 ... length - Tq + i of KV head h / (H/G), the buffers read in place
+  const std::size_t nb = q.shape(0), nh = q.shape(1), tq = q.shape(2), d = q.shape(3);
+  const std::size_t q_offset = cache.length() - tq;  // query row i sits at position q_offset + i
+  const std::size_t group = nh / cache.kv_heads();    // query heads per KV head
   const KVView keys = cache.keys(), values = cache.values();  // (B, G, T, D), no copy
   // Within one (b, g), position j's D numbers are contiguous and positions are
   // row_stride apart (D: the buffers are (B, G, capacity, D), K and V alike).
   const auto row_stride = static_cast<std::size_t>(keys.strides()[2]);
-  Tensor4 out = xt::zeros<float>({nb, nh, tq, d});
-  std::vector<float> p(tk);  // attention weights of one query row
+  Tensor4 out({nb, nh, tq, d});
   for (std::size_t b = 0; b < nb; ++b)
     for (std::size_t h = 0; h < nh; ++h) {
       const std::size_t g = h / group;
-      const float* k_bg = &keys(b, g, 0, 0);  // (T, D) rows, row_stride apart
-      const float* v_bg = &values(b, g, 0, 0);
-      for (std::size_t i = 0; i < tq; ++i) {
-        const std::size_t last = q_offset + i;  // the last key this query may see
-        const float* q_row = &q(b, h, i, 0);
-        float m = -std::numeric_limits<float>::infinity();
-        for (std::size_t j = 0; j <= last; ++j) {
-          const float* k_row = k_bg + j * row_stride;
-          float s = 0.0f;
-          for (std::size_t c = 0; c < d; ++c) s += q_row[c] * k_row[c];
-          p[j] = s * scale;
-          m = std::max(m, p[j]);
-        }
-        float sum = 0.0f;
-        for (std::size_t j = 0; j <= last; ++j) sum += p[j] = std::exp(p[j] - m);
-        float* o_row = &out(b, h, i, 0);
-        for (std::size_t j = 0; j <= last; ++j) {
-          const float w = p[j] / sum;
-          const float* v_row = v_bg + j * row_stride;
-          for (std::size_t c = 0; c < d; ++c) o_row[c] += w * v_row[c];
-        }
-      }
+      for (std::size_t i = 0; i < tq; ++i)
+        attend_cached_row(&q(b, h, i, 0), &keys(b, g, 0, 0), &values(b, g, 0, 0), row_stride,
+                          q_offset + i, d, &out(b, h, i, 0));
     }
   return out;
-  // END TODO(04.6)
+  // END TODO(04.7)
 }
 
 MultiLayerKVCache::MultiLayerKVCache(std::size_t layers, std::size_t batch, std::size_t kv_heads,
                                      std::size_t capacity, std::size_t head_dim) {
-  // TODO(04.7): check layers > 0; one KVCache per layer, all of the same sizes
+  // TODO(04.8): check layers > 0; one KVCache per layer, all of the same sizes
   require(layers > 0, "MultiLayerKVCache", "layers must be positive, given 0");
   layers_.reserve(layers);
   for (std::size_t l = 0; l < layers; ++l) layers_.emplace_back(batch, kv_heads, capacity, head_dim);
-  // END TODO(04.7)
+  // END TODO(04.8)
 }
 
 KVCache& MultiLayerKVCache::layer(std::size_t l) {

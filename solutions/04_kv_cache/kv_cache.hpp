@@ -78,6 +78,20 @@ std::uint64_t kv_cache_bytes(std::uint64_t layers, std::uint64_t batch, std::uin
                              std::uint64_t tokens, std::uint64_t head_dim,
                              std::uint64_t element_bytes);
 
+/// The checks of gqa_attention_cached (given): B and D of q equal to the cache's, G
+/// dividing H (std::invalid_argument), Tq <= length() (std::out_of_range), at least one
+/// cached key (std::invalid_argument); every message starts "gqa_attention_cached: ".
+void check_cached_attention(const Tensor4& q, const KVCache& cache);
+
+/// One query row of cached attention, reading keys and values in place: out_row =
+/// sum_j softmax_j(q_row . k_j / sqrt(D)) v_j over j = 0 ... last, where key j is the D
+/// floats at k_rows + j * row_stride and value j those at v_rows + j * row_stride.
+/// @param q_row   D floats
+/// @param last    the last position the row may see (inclusive)
+/// @param out_row D floats, overwritten
+void attend_cached_row(const float* q_row, const float* k_rows, const float* v_rows,
+                       std::size_t row_stride, std::size_t last, std::size_t d, float* out_row);
+
 /// Causal grouped-query attention of the last Tq positions over the cache, reading the
 /// cache's buffers in place (no copy of K or V). Query row i sits at position
 /// length() - Tq + i and sees keys 0 ... length() - Tq + i; query head h reads KV head

@@ -2,6 +2,7 @@
 #include "kv_cache.hpp"
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -25,6 +26,39 @@ Tensor4 concat_time(const Tensor4& a, const Tensor4& b) {
 }
 
 }  // namespace
+
+TEST_CASE("attend_cached_row: one query row over keys 0 ... last, rows row_stride apart, against float64") {
+  // Rows of D = 3 floats, 5 apart (the padding holds 1e9, which must never be read), 6 positions.
+  const std::size_t d = 3, stride = 5, positions = 6;
+  std::vector<float> k(positions * stride, 1e9f), v(positions * stride, 1e9f);
+  for (std::size_t j = 0; j < positions; ++j)
+    for (std::size_t c = 0; c < d; ++c) {
+      k[j * stride + c] = std::sin(1.0f + float(j * d + c));
+      v[j * stride + c] = std::cos(2.0f + float(j * d + c));
+    }
+  const std::array<float, 3> q{0.7f, -1.3f, 2.1f};
+  for (std::size_t last = 0; last < positions; ++last) {
+    CAPTURE(last);
+    std::array<float, 3> out{-7.0f, -7.0f, -7.0f};  // overwritten, not added to
+    attend_cached_row(q.data(), k.data(), v.data(), stride, last, d, out.data());
+    // float64: softmax of q . k_j / sqrt(D) over j <= last, then the weighted sum.
+    std::vector<double> w(last + 1);
+    double m = -1e300, sum = 0;
+    for (std::size_t j = 0; j <= last; ++j) {
+      double s = 0;
+      for (std::size_t c = 0; c < d; ++c) s += double(q[c]) * double(k[j * stride + c]);
+      w[j] = s / std::sqrt(double(d));
+      m = std::max(m, w[j]);
+    }
+    for (double& x : w) sum += x = std::exp(x - m);
+    const Tolerance tol = tol_attention(d, last + 1, 2.1, 1.0, 1.0);  // |q| <= 2.1, |k|, |v| <= 1
+    for (std::size_t c = 0; c < d; ++c) {
+      double ref = 0;
+      for (std::size_t j = 0; j <= last; ++j) ref += w[j] / sum * double(v[j * stride + c]);
+      CHECK(std::abs(double(out[c]) - ref) <= tol.atol);
+    }
+  }
+}
 
 TEST_CASE("cached attention equals lesson 03 gqa_attention and the float64 reference, for prefill and decode steps, G in {1, H/4, H}") {
   const std::size_t nb = 2, nh = 8, d = 16, cap = 24;
