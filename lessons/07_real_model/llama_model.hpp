@@ -172,13 +172,19 @@ class LlamaModel {
   /// @throws as prefill.
   Tensor2 decode_step(const TokenColumn& last, ModelCache& cache) const;
 
- private:
-  /// The attention sublayer of block l on its normalized input h (B, T, d_model) whose row
-  /// t sits at position first_position + t: projections, RoPE, grouped-query attention
-  /// (over the layer's cache when there is one: append, then attend), the output
-  /// projection. Returns (B, T, d_model).
+  /// The attention sublayer of a block on its normalized input, row t at position
+  /// first_position + t: the Q/K/V projections, RoPE on q and k, grouped-query attention
+  /// (with a cache: append the new keys and values, then attend over every stored position;
+  /// without one: causal over these T rows alone), the output projection.
+  /// @param h              (B, T, d_model): RMSNorm of the residual stream
+  /// @param w              the block's weights, one of weights().layers
+  /// @param first_position the position of row 0
+  /// @param cache          the block's layer cache, or nullptr
+  /// @return               (B, T, d_model)
   Tensor3 attention(const Tensor3& h, const LlamaLayer& w, std::size_t first_position,
                     LayerCache* cache) const;
+
+ private:
   /// Embedding, blocks, final norm and output projection of T tokens starting at
   /// first_position; with a cache, block l appends to and reads from cache->layer(l).
   Tensor3 run(const Tokens& tokens, std::size_t first_position, ModelCache* cache) const;

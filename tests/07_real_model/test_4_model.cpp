@@ -1,6 +1,6 @@
-// Lesson 07, parts 4 and 5: the attention sublayer and the whole forward pass, on a tiny
-// Llama model written as a GGUF file, against an independent float64 forward pass in
-// plain loops (tiny_llama.hpp) that reads the same stored numbers.
+// Lesson 07, part 5: the whole forward pass, on a tiny Llama model (its weights built
+// directly, or written as a GGUF file and loaded), against an independent float64 forward
+// pass in plain loops (tiny_llama.hpp) that reads the same stored numbers.
 #include "llama_model.hpp"
 
 #include <xtensor/xview.hpp>
@@ -40,6 +40,18 @@ TEST_CASE("load_llama keeps every projection as (in, out) and ties the output to
   CHECK(w.embedding(5, 7) == ref.m.at("token_embd.weight").at(5, 7));
   CHECK(w.tied);
   CHECK(w.output(7, 5) == ref.m.at("token_embd.weight").at(5, 7));
+  // Every tensor as tiny_llama.hpp builds it from the stored numbers, without the file.
+  const LlamaWeights hand = tiny::llama_weights(ref);
+  CHECK(w.embedding == hand.embedding);
+  CHECK(w.final_norm == hand.final_norm);
+  for (std::size_t l = 0; l < 2; ++l) {
+    CAPTURE(l);
+    const LlamaLayer &a = w.layers[l], &b = hand.layers[l];
+    CHECK(a.attn_norm == b.attn_norm);
+    CHECK((a.wq == b.wq && a.wk == b.wk && a.wv == b.wv && a.wo == b.wo));
+    CHECK(a.mlp_norm == b.mlp_norm);
+    CHECK((a.w_gate == b.w_gate && a.w_up == b.w_up && a.w_down == b.w_down));
+  }
   // V d + L (2 d + d (H + 2 G) D + H D d + 3 d d_ff) + d, the output counted once.
   const std::size_t d = 16, ff = 24, v = 23;
   CHECK(parameter_count(w) == v * d + 2 * (2 * d + d * (4 + 2 * 2) * 4 + 4 * 4 * d + 3 * d * ff) + d);
@@ -52,7 +64,7 @@ TEST_CASE("forward equals a float64 Llama forward pass for MHA, GQA and MQA head
     s.n_kv_heads = g;
     s.theta = 500.0;  // faster rotations: a wrong pairing or position shows at once
     const tiny::Weights ref = tiny::make_weights(s);
-    const LlamaModel model(load_llama(tiny::file(ref)));
+    const LlamaModel model(tiny::llama_weights(ref));  // without the file: the config is not read
     const Tensor3 got = model.forward(as_tokens(kTokens));
     const auto expected = as_tensor(tiny::forward(ref, kTokens));
     REQUIRE(got.shape(1) == kTokens.size());

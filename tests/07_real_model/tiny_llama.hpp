@@ -1,7 +1,8 @@
 /// @file tiny_llama.hpp
 /// @brief A tiny Llama-architecture model for lesson 07's tests: random weights written as
-///        a GGUF file in memory (float32 tensors, GGUF's (out, in) rows), and an independent
-///        float64 forward pass in plain loops that reads those same numbers.
+///        a GGUF file in memory (float32 tensors, GGUF's (out, in) rows), the same weights
+///        as a LlamaWeights built without the file, and an independent float64 forward pass
+///        (and attention sublayer) in plain loops that reads those same numbers.
 #pragma once
 
 #include <cmath>
@@ -14,6 +15,7 @@
 
 #include "gguf.hpp"
 #include "gguf_writer.hpp"
+#include "llama_model.hpp"
 
 namespace tiny {
 
@@ -118,6 +120,43 @@ inline attn::gguf::File file(const Weights& w) {
   return attn::gguf::File::parse(bytes, "tiny llama");
 }
 
+/// The weights as load_llama must return them, built here from the stored numbers without
+/// the file (so without llama_config): each projection transposed from (out, in) to
+/// (in, out), the output the transposed embedding when tied.
+inline attn::LlamaWeights llama_weights(const Weights& w) {
+  const Spec& s = w.spec;
+  attn::LlamaWeights out;
+  out.config = {s.vocab, s.d_model, s.n_layers, s.n_heads, s.n_kv_heads, s.head_dim(), s.d_ff,
+                s.context, s.theta, s.eps};
+  auto matrix = [&](const std::string& name, bool transpose) {
+    const Matrix& m = w.m.at(name);
+    attn::Tensor2 t = transpose ? attn::Tensor2::from_shape({m.cols, m.rows})
+                                : attn::Tensor2::from_shape({m.rows, m.cols});
+    for (std::size_t r = 0; r < m.rows; ++r)
+      for (std::size_t c = 0; c < m.cols; ++c) (transpose ? t(c, r) : t(r, c)) = static_cast<float>(m.at(r, c));
+    return t;
+  };
+  auto vector = [&](const std::string& name) {
+    const Matrix& m = w.m.at(name);
+    attn::Tensor1 t = attn::Tensor1::from_shape({m.cols});
+    for (std::size_t c = 0; c < m.cols; ++c) t(c) = static_cast<float>(m.v[c]);
+    return t;
+  };
+  out.embedding = matrix("token_embd.weight", false);
+  for (std::size_t l = 0; l < s.n_layers; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    out.layers.push_back({vector(p + "attn_norm.weight"), matrix(p + "attn_q.weight", true),
+                          matrix(p + "attn_k.weight", true), matrix(p + "attn_v.weight", true),
+                          matrix(p + "attn_output.weight", true), vector(p + "ffn_norm.weight"),
+                          matrix(p + "ffn_gate.weight", true), matrix(p + "ffn_up.weight", true),
+                          matrix(p + "ffn_down.weight", true)});
+  }
+  out.final_norm = vector("output_norm.weight");
+  out.tied = s.tied;
+  out.output = matrix(s.tied ? "token_embd.weight" : "output.weight", true);
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------
 // The float64 reference forward pass, plain loops over the stored (out, in) rows.
 // ---------------------------------------------------------------------------------------
@@ -154,12 +193,53 @@ inline void rope(Vec& x, std::size_t n_heads, std::size_t d, std::size_t p, doub
     }
 }
 
+/// The attention sublayer of block l, float64, causal, on normalized inputs h (T rows of
+/// d_model) at positions first_position ... first_position + T - 1 that see only each other:
+/// Wo . attention(RoPE(Wq h), RoPE(Wk h), Wv h), query head hq reading KV head hq / (H/G).
+/// Keys after RoPE (T rows of G*D) are returned through `keys` when it is not null.
+inline std::vector<Vec> attention(const Weights& w, std::size_t l, const std::vector<Vec>& h,
+                                  std::size_t first_position, std::vector<Vec>* keys = nullptr) {
+  const Spec& s = w.spec;
+  const std::size_t d = s.head_dim(), t_len = h.size(), group = s.n_heads / s.n_kv_heads;
+  const std::string p = "blk." + std::to_string(l) + ".";
+  const auto& M = w.m;
+  std::vector<Vec> q(t_len), k(t_len), v(t_len), out(t_len);
+  for (std::size_t t = 0; t < t_len; ++t) {
+    q[t] = matvec(M.at(p + "attn_q.weight"), h[t]);
+    k[t] = matvec(M.at(p + "attn_k.weight"), h[t]);
+    v[t] = matvec(M.at(p + "attn_v.weight"), h[t]);
+    rope(q[t], s.n_heads, d, first_position + t, s.theta);
+    rope(k[t], s.n_kv_heads, d, first_position + t, s.theta);
+  }
+  if (keys) *keys = k;
+  for (std::size_t t = 0; t < t_len; ++t) {
+    Vec att(s.n_heads * d, 0.0);
+    for (std::size_t hq = 0; hq < s.n_heads; ++hq) {
+      const std::size_t g = hq / group;
+      Vec score(t + 1);
+      double m = -INFINITY;
+      for (std::size_t j = 0; j <= t; ++j) {
+        double dot = 0.0;
+        for (std::size_t c = 0; c < d; ++c) dot += q[t][hq * d + c] * k[j][g * d + c];
+        score[j] = dot / std::sqrt(double(d));
+        m = std::max(m, score[j]);
+      }
+      double sum = 0.0;
+      for (double& sc : score) sum += sc = std::exp(sc - m);
+      for (std::size_t j = 0; j <= t; ++j)
+        for (std::size_t c = 0; c < d; ++c) att[hq * d + c] += score[j] / sum * v[j][g * d + c];
+    }
+    out[t] = matvec(M.at(p + "attn_output.weight"), att);
+  }
+  return out;
+}
+
 /// Logits (T, V) of one sequence, float64, causal; keys after RoPE are returned through
 /// `keys` (layer, position, G*D) when it is not null.
 inline std::vector<Vec> forward(const Weights& w, const std::vector<std::size_t>& tokens,
                                 std::vector<std::vector<Vec>>* keys = nullptr) {
   const Spec& s = w.spec;
-  const std::size_t d = s.head_dim(), t_len = tokens.size(), group = s.n_heads / s.n_kv_heads;
+  const std::size_t t_len = tokens.size();
   const auto& M = w.m;
   std::vector<Vec> x(t_len);
   for (std::size_t t = 0; t < t_len; ++t) {
@@ -169,38 +249,14 @@ inline std::vector<Vec> forward(const Weights& w, const std::vector<std::size_t>
   if (keys) keys->assign(s.n_layers, {});
   for (std::size_t l = 0; l < s.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    std::vector<Vec> q(t_len), k(t_len), v(t_len);
+    std::vector<Vec> h(t_len);
+    for (std::size_t t = 0; t < t_len; ++t) h[t] = rms_norm(x[t], M.at(p + "attn_norm.weight"), s.eps);
+    const std::vector<Vec> o = attention(w, l, h, 0, keys ? &(*keys)[l] : nullptr);
     for (std::size_t t = 0; t < t_len; ++t) {
-      const Vec h = rms_norm(x[t], M.at(p + "attn_norm.weight"), s.eps);
-      q[t] = matvec(M.at(p + "attn_q.weight"), h);
-      k[t] = matvec(M.at(p + "attn_k.weight"), h);
-      v[t] = matvec(M.at(p + "attn_v.weight"), h);
-      rope(q[t], s.n_heads, d, t, s.theta);
-      rope(k[t], s.n_kv_heads, d, t, s.theta);
-    }
-    if (keys) (*keys)[l] = k;
-    for (std::size_t t = 0; t < t_len; ++t) {
-      Vec att(s.n_heads * d, 0.0);
-      for (std::size_t hq = 0; hq < s.n_heads; ++hq) {
-        const std::size_t g = hq / group;
-        Vec score(t + 1);
-        double m = -INFINITY;
-        for (std::size_t j = 0; j <= t; ++j) {
-          double dot = 0.0;
-          for (std::size_t c = 0; c < d; ++c) dot += q[t][hq * d + c] * k[j][g * d + c];
-          score[j] = dot / std::sqrt(double(d));
-          m = std::max(m, score[j]);
-        }
-        double sum = 0.0;
-        for (double& sc : score) sum += sc = std::exp(sc - m);
-        for (std::size_t j = 0; j <= t; ++j)
-          for (std::size_t c = 0; c < d; ++c) att[hq * d + c] += score[j] / sum * v[j][g * d + c];
-      }
-      const Vec o = matvec(M.at(p + "attn_output.weight"), att);
-      for (std::size_t i = 0; i < s.d_model; ++i) x[t][i] += o[i];
-      const Vec h = rms_norm(x[t], M.at(p + "ffn_norm.weight"), s.eps);
-      Vec gate = matvec(M.at(p + "ffn_gate.weight"), h);
-      const Vec up = matvec(M.at(p + "ffn_up.weight"), h);
+      for (std::size_t i = 0; i < s.d_model; ++i) x[t][i] += o[t][i];
+      const Vec hm = rms_norm(x[t], M.at(p + "ffn_norm.weight"), s.eps);
+      Vec gate = matvec(M.at(p + "ffn_gate.weight"), hm);
+      const Vec up = matvec(M.at(p + "ffn_up.weight"), hm);
       for (std::size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1.0 + std::exp(-gate[i])) * up[i];
       const Vec down = matvec(M.at(p + "ffn_down.weight"), gate);
       for (std::size_t i = 0; i < s.d_model; ++i) x[t][i] += down[i];
