@@ -60,9 +60,34 @@ Tensor2 linear_blas(const Tensor2& x, const Tensor2& w) {
   return y;
 }
 
+LlamaConfig check_llama_config(LlamaConfig c) {
+  constexpr auto where = "llama_config";
+  require(c.n_layers > 0 && c.d_model > 0 && c.n_heads > 0 && c.n_kv_heads > 0 && c.d_ff > 0 &&
+              c.vocab > 0,
+          where,
+          "every size must be positive: given block_count " + str(c.n_layers) +
+              ", embedding_length " + str(c.d_model) + ", head_count " + str(c.n_heads) +
+              ", head_count_kv " + str(c.n_kv_heads) + ", feed_forward_length " + str(c.d_ff) +
+              ", vocabulary " + str(c.vocab));
+  require(c.d_model % c.n_heads == 0, where,
+          "embedding_length must be a multiple of head_count: given " + str(c.d_model) + " and " +
+              str(c.n_heads));
+  require(c.n_heads % c.n_kv_heads == 0, where,
+          "head_count must be a multiple of head_count_kv: given H = " + str(c.n_heads) +
+              " and G = " + str(c.n_kv_heads));
+  c.head_dim = c.d_model / c.n_heads;
+  require(c.head_dim % 2 == 0, where,
+          "RoPE rotates pairs: the head dimension must be even, given D = " + str(c.head_dim));
+  require(std::isfinite(c.rms_eps) && c.rms_eps > 0.0f, where,
+          "layer_norm_rms_epsilon must be a finite number > 0, given " + std::to_string(c.rms_eps));
+  require(std::isfinite(c.rope_theta) && c.rope_theta > 0.0, where,
+          "rope.freq_base must be a finite number > 0, given " + std::to_string(c.rope_theta));
+  return c;
+}
+
 LlamaConfig llama_config(const gguf::File& file) {
-  // TODO(07.1): read the llama.* sizes, the vocabulary from token_embd.weight, RoPE's base and the epsilon; check them
-  throw NotImplemented("07.1", "2. The GGUF file and the config");
+  // TODO(07.1): check general.architecture; read the llama.* sizes, the vocabulary from token_embd.weight, RoPE's base and the epsilon; return check_llama_config(c)
+  throw NotImplemented("07.1", "2. The model file");
   // END TODO(07.1)
 }
 
@@ -266,17 +291,24 @@ Tensor2 LlamaModel::decode_step(const TokenColumn& last, MultiLayerKVCache& cach
   return xt::view(logits, xt::all(), 0, xt::all());
 }
 
-std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u) {
-  // TODO(07.6): check the arguments; greedy at temperature 0; else softmax(logits / T) in double, keep the top_p nucleus, pick by u
+std::vector<std::pair<std::size_t, double>> top_p_nucleus(const Tensor1& logits, float temperature,
+                                                          float top_p) {
+  // TODO(07.6): p = exp(logits / T - max) in double; ids sorted by p, largest first (stable); keep the fewest whose p sum to >= top_p * sum(p)
   throw NotImplemented("07.6", "7. Choosing the next token");
   // END TODO(07.6)
 }
 
+std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u) {
+  // TODO(07.7): check the arguments; greedy at temperature 0; else walk the nucleus until the running weight exceeds u * its mass
+  throw NotImplemented("07.7", "7. Choosing the next token");
+  // END TODO(07.7)
+}
+
 std::vector<double> next_token_nll(const Tensor2& logits, const std::vector<std::size_t>& tokens,
                                    std::size_t first) {
-  // TODO(07.7): check; for t = first ... T-2: logsumexp(logits[t]) - logits[t][tokens[t+1]], in double
-  throw NotImplemented("07.7", "8. Perplexity");
-  // END TODO(07.7)
+  // TODO(07.8): check; for t = first ... T-2: logsumexp(logits[t]) - logits[t][tokens[t+1]], in double
+  throw NotImplemented("07.8", "8. Perplexity");
+  // END TODO(07.8)
 }
 
 std::vector<std::size_t> generate(const LlamaModel& model, const std::vector<std::size_t>& prompt,

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "attn/core.hpp"
@@ -34,6 +35,12 @@ struct LlamaConfig {
   double rope_theta = 10000.0;     ///< llama.rope.freq_base (10000 when the file does not say)
   float rms_eps = 1e-5f;           ///< llama.attention.layer_norm_rms_epsilon
 };
+
+/// The checks of llama_config (given), on the values read: every size positive, H a
+/// multiple of G, d_model a multiple of H, an even head dimension, a finite positive
+/// epsilon and RoPE base; sets head_dim = d_model / H. Throws std::invalid_argument
+/// "llama_config: ..." naming the given values.
+LlamaConfig check_llama_config(LlamaConfig c);
 
 /// Reads the LlamaConfig of a GGUF file from its metadata (keys in the fields' comments)
 /// and the vocabulary size from the shape of token_embd.weight.
@@ -175,6 +182,15 @@ class LlamaModel {
 
   LlamaWeights w_;
 };
+
+/// The nucleus of top-p sampling (Holtzman et al. 2020) at a temperature T > 0: the ids
+/// sorted by p_i = exp(logits_i / T - max) (in double), largest first, the lower id first
+/// among equals, cut after the fewest whose p sum to at least top_p * sum of all p. Each
+/// id comes with its p, not normalized.
+/// @param logits (V), V >= 1
+/// @return       (id, p) pairs, at least one
+std::vector<std::pair<std::size_t, double>> top_p_nucleus(const Tensor1& logits, float temperature,
+                                                          float top_p);
 
 /// How the next token is chosen from a position's logits.
 struct Sampling {

@@ -60,23 +60,8 @@ Tensor2 linear_blas(const Tensor2& x, const Tensor2& w) {
   return y;
 }
 
-LlamaConfig llama_config(const gguf::File& file) {
-  // TODO(07.1): read the llama.* sizes, the vocabulary from token_embd.weight, RoPE's base and the epsilon; check them
+LlamaConfig check_llama_config(LlamaConfig c) {
   constexpr auto where = "llama_config";
-  const std::string_view arch = file.get_string("general.architecture");
-  require(arch == "llama", where,
-          "expected general.architecture \"llama\", given \"" + std::string(arch) + "\"");
-  LlamaConfig c;
-  c.n_layers = file.get_uint("llama.block_count");
-  c.d_model = file.get_uint("llama.embedding_length");
-  c.n_heads = file.get_uint("llama.attention.head_count");
-  c.n_kv_heads = file.get_uint("llama.attention.head_count_kv");
-  c.d_ff = file.get_uint("llama.feed_forward_length");
-  c.context_length = file.get_uint("llama.context_length");
-  if (file.find("llama.rope.freq_base") != nullptr) c.rope_theta = file.get_float("llama.rope.freq_base");
-  c.rms_eps = static_cast<float>(file.get_float("llama.attention.layer_norm_rms_epsilon"));
-  const gguf::TensorInfo& embd = file.tensor("token_embd.weight");
-  c.vocab = embd.rows();
   require(c.n_layers > 0 && c.d_model > 0 && c.n_heads > 0 && c.n_kv_heads > 0 && c.d_ff > 0 &&
               c.vocab > 0,
           where,
@@ -98,6 +83,24 @@ LlamaConfig llama_config(const gguf::File& file) {
   require(std::isfinite(c.rope_theta) && c.rope_theta > 0.0, where,
           "rope.freq_base must be a finite number > 0, given " + std::to_string(c.rope_theta));
   return c;
+}
+
+LlamaConfig llama_config(const gguf::File& file) {
+  // TODO(07.1): check general.architecture; read the llama.* sizes, the vocabulary from token_embd.weight, RoPE's base and the epsilon; return check_llama_config(c)
+  const std::string_view arch = file.get_string("general.architecture");
+  require(arch == "llama", "llama_config",
+          "expected general.architecture \"llama\", given \"" + std::string(arch) + "\"");
+  LlamaConfig c;
+  c.n_layers = file.get_uint("llama.block_count");
+  c.d_model = file.get_uint("llama.embedding_length");
+  c.n_heads = file.get_uint("llama.attention.head_count");
+  c.n_kv_heads = file.get_uint("llama.attention.head_count_kv");
+  c.d_ff = file.get_uint("llama.feed_forward_length");
+  c.context_length = file.get_uint("llama.context_length");
+  if (file.find("llama.rope.freq_base") != nullptr) c.rope_theta = file.get_float("llama.rope.freq_base");
+  c.rms_eps = static_cast<float>(file.get_float("llama.attention.layer_norm_rms_epsilon"));
+  c.vocab = file.tensor("token_embd.weight").rows();
+  return check_llama_config(c);
   // END TODO(07.1)
 }
 
@@ -355,8 +358,30 @@ Tensor2 LlamaModel::decode_step(const TokenColumn& last, MultiLayerKVCache& cach
   return xt::view(logits, xt::all(), 0, xt::all());
 }
 
+std::vector<std::pair<std::size_t, double>> top_p_nucleus(const Tensor1& logits, float temperature,
+                                                          float top_p) {
+  // TODO(07.6): p = exp(logits / T - max) in double; ids sorted by p, largest first (stable); keep the fewest whose p sum to >= top_p * sum(p)
+  const std::size_t nv = logits.size();
+  double m = -std::numeric_limits<double>::infinity();
+  for (std::size_t id = 0; id < nv; ++id) m = std::max(m, double(logits(id)) / temperature);
+  std::vector<double> p(nv);
+  double sum = 0.0;
+  for (std::size_t id = 0; id < nv; ++id) sum += p[id] = std::exp(double(logits(id)) / temperature - m);
+  std::vector<std::size_t> order(nv);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return p[a] > p[b]; });
+  std::vector<std::pair<std::size_t, double>> kept;
+  double mass = 0.0;
+  while (kept.size() < nv && (kept.empty() || mass < top_p * sum)) {
+    kept.emplace_back(order[kept.size()], p[order[kept.size()]]);
+    mass += kept.back().second;
+  }
+  return kept;
+  // END TODO(07.6)
+}
+
 std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u) {
-  // TODO(07.6): check the arguments; greedy at temperature 0; else softmax(logits / T) in double, keep the top_p nucleus, pick by u
+  // TODO(07.7): check the arguments; greedy at temperature 0; else walk the nucleus until the running weight exceeds u * its mass
   constexpr auto where = "sample_next";
   const std::size_t nv = logits.size();
   require(nv > 0, where, "logits need at least one token, given V = 0");
@@ -371,30 +396,22 @@ std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u) {
       if (logits(id) > logits(best)) best = id;
     return best;
   }
-  double m = -std::numeric_limits<double>::infinity();
-  for (std::size_t id = 0; id < nv; ++id) m = std::max(m, double(logits(id)) / s.temperature);
-  std::vector<double> p(nv);
-  double sum = 0.0;
-  for (std::size_t id = 0; id < nv; ++id) sum += p[id] = std::exp(double(logits(id)) / s.temperature - m);
-  std::vector<std::size_t> order(nv);
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return p[a] > p[b]; });
-  std::size_t kept = 0;
+  const auto kept = top_p_nucleus(logits, s.temperature, s.top_p);
   double mass = 0.0;
-  while (kept < nv && (kept == 0 || mass < s.top_p * sum)) mass += p[order[kept++]];
+  for (const auto& [id, weight] : kept) mass += weight;
   const double target = u * mass;
   double running = 0.0;
-  for (std::size_t i = 0; i < kept; ++i) {
-    running += p[order[i]];
-    if (running > target) return order[i];
+  for (const auto& [id, weight] : kept) {
+    running += weight;
+    if (running > target) return id;
   }
-  return order[kept - 1];  // rounding: u * mass at the very top
-  // END TODO(07.6)
+  return kept.back().first;  // rounding: u * mass at the very top
+  // END TODO(07.7)
 }
 
 std::vector<double> next_token_nll(const Tensor2& logits, const std::vector<std::size_t>& tokens,
                                    std::size_t first) {
-  // TODO(07.7): check; for t = first ... T-2: logsumexp(logits[t]) - logits[t][tokens[t+1]], in double
+  // TODO(07.8): check; for t = first ... T-2: logsumexp(logits[t]) - logits[t][tokens[t+1]], in double
   constexpr auto where = "next_token_nll";
   const std::size_t nt = logits.shape(0), nv = logits.shape(1);
   require_equal(where, "token ids (rows of the logits, T)", nt, tokens.size());
@@ -414,7 +431,7 @@ std::vector<double> next_token_nll(const Tensor2& logits, const std::vector<std:
     nll.push_back(m + std::log(sum) - double(logits(t, next)));
   }
   return nll;
-  // END TODO(07.7)
+  // END TODO(07.8)
 }
 
 std::vector<std::size_t> generate(const LlamaModel& model, const std::vector<std::size_t>& prompt,

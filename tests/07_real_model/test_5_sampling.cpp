@@ -23,6 +23,34 @@ std::vector<double> frequencies(const Tensor1& logits, const Sampling& s, int n 
 
 }  // namespace
 
+TEST_CASE("top_p_nucleus sorts the ids by probability and keeps the fewest reaching top_p") {
+  // p = (0.3, 0.2, 0.5) at T = 1: sorted ids 2, 0, 1 with cumulative mass 0.5, 0.8, 1.
+  const auto ratio = [](const std::vector<std::pair<std::size_t, double>>& kept, std::size_t i) {
+    double sum = 0.0;
+    for (const auto& [id, w] : kept) sum += w;
+    return kept[i].second / sum;
+  };
+  const auto all = top_p_nucleus(kLogits, 1.0f, 1.0f);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0].first == 2);
+  CHECK(all[1].first == 0);
+  CHECK(all[2].first == 1);
+  CHECK(ratio(all, 0) == doctest::Approx(0.5).epsilon(1e-6));
+  CHECK(ratio(all, 1) == doctest::Approx(0.3).epsilon(1e-6));
+  CHECK(top_p_nucleus(kLogits, 1.0f, 0.5f).size() == 1);  // 0.5 already reaches 0.5
+  CHECK(top_p_nucleus(kLogits, 1.0f, 0.6f).size() == 2);
+  CHECK(top_p_nucleus(kLogits, 1.0f, 0.01f).size() == 1);  // never empty
+  // T = 2 takes the square roots: p proportional to sqrt(0.3), sqrt(0.2), sqrt(0.5).
+  const auto warm = top_p_nucleus(kLogits, 2.0f, 1.0f);
+  const double z = std::sqrt(0.3) + std::sqrt(0.2) + std::sqrt(0.5);
+  CHECK(ratio(warm, 0) == doctest::Approx(std::sqrt(0.5) / z).epsilon(1e-6));
+  // Equal probabilities keep the lower id first.
+  const auto tied = top_p_nucleus(Tensor1{1.0f, 3.0f, 3.0f, 1.0f}, 1.0f, 1.0f);
+  CHECK(tied[0].first == 1);
+  CHECK(tied[1].first == 2);
+  CHECK(tied[2].first == 0);
+}
+
 TEST_CASE("sample_next at temperature 0 is the argmax, the lowest id among equal maxima") {
   CHECK(sample_next(kLogits, {0.0f, 1.0f}, 0.99) == 2);
   const Tensor1 ties = {1.0f, 4.0f, -2.0f, 4.0f};
