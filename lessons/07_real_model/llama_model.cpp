@@ -87,7 +87,7 @@ LlamaConfig check_llama_config(LlamaConfig c) {
 
 LlamaConfig llama_config(const gguf::File& file) {
   // TODO(07.1): check general.architecture; read the llama.* sizes, the vocabulary from token_embd.weight, RoPE's base and the epsilon; return check_llama_config(c)
-  throw NotImplemented("07.1", "2. The model file");
+  throw NotImplemented("07.1", "2. The GGUF file and the config");
   // END TODO(07.1)
 }
 
