@@ -86,14 +86,19 @@ std::uint64_t kv_cache_bytes(std::uint64_t layers, std::uint64_t batch, std::uin
 /// @param q      (B, H, Tq, D)
 /// @param keys   (B, G, T, D), a view of a cache's K buffer
 /// @param values (B, G, T, D), a view of a cache's V buffer
+/// @param where  the caller, the first word of every message
 void check_cached_attention(const Tensor4& q, const KVView& keys, const KVView& values,
                             std::string_view where);
 
 /// One query row of cached attention, reading keys and values in place: out_row =
 /// sum_j softmax_j(q_row . k_j / sqrt(D)) v_j over j = 0 ... last, where key j is the D
 /// floats at k_rows + j * row_stride and value j those at v_rows + j * row_stride.
-/// @param q_row   D floats
-/// @param last    the last position the row may see (inclusive)
+/// @param q_row      D floats
+/// @param k_rows     key 0 of the row's KV head; key j starts row_stride floats after key j-1
+/// @param v_rows     value 0, laid out as the keys
+/// @param row_stride floats from one position to the next (D for the cache's buffers)
+/// @param last       the last position the row may see (inclusive)
+/// @param d          D, the head dimension
 /// @param weights scratch for the last + 1 attention weights (the caller allocates it once)
 /// @param out_row D floats, overwritten
 void attend_cached_row(const float* q_row, const float* k_rows, const float* v_rows,
