@@ -99,8 +99,8 @@ void check_cached_attention(const Tensor4& q, const KVView& keys, const KVView& 
 /// @param row_stride floats from one position to the next (D for the cache's buffers)
 /// @param last       the last position the row may see (inclusive)
 /// @param d          D, the head dimension
-/// @param weights scratch for the last + 1 attention weights (the caller allocates it once)
-/// @param out_row D floats, overwritten
+/// @param weights    scratch for the last + 1 attention weights (the caller allocates it once)
+/// @param out_row    D floats, overwritten
 void attend_cached_row(const float* q_row, const float* k_rows, const float* v_rows,
                        std::size_t row_stride, std::size_t last, std::size_t d, float* weights,
                        float* out_row);
