@@ -144,16 +144,17 @@ __global__ void __launch_bounds__(32 * kFlashRows)
                            int kv_heads, int tq, int tk, int d, float scale, bool causal, int q_offset) {
   // TODO(09.9): the steps of README section 12, with its three barriers
   ATTN_KERNEL_TODO("09.9", "12. The fused kernel");
-  // 1. block_heads; the rows of q_head (query head h), k_head and v_head (KV head g)
-  // 2. this warp's query row i = blockIdx.x * kFlashRows + row, staged in t.q[row]
-  // 3. causal_key_range: the keys the block reads (kv_end) and those row i sees (row_end)
-  // 4. the running maximum, sum and output: m = -infinity, l = 0, o = 0
-  // 5. for each tile of kFlashKeys keys from k0 = 0 while k0 < kv_end:
-    // 5a. load_kv_tile into t.k, t.v, then __syncthreads
-    // 5b. s = tile_score, alpha = online_softmax_update(s, m, l, p)
-    // 5c. t.p[row][lane] = p, then __syncwarp
-    // 5d. accumulate_pv, then __syncthreads
-  // 6. padding rows (i >= tq) return only now, after the last barrier; the others write_output
+  // 1. the block's tiles, __shared__ FlashTiles t; this thread's lane and row (its warp)
+  // 2. block_heads; with head_rows, q_head of query head h, k_head and v_head of KV head g
+  // 3. stage_query_row of this warp's row i = blockIdx.x * kFlashRows + row into t.q[row]
+  // 4. causal_key_range: the keys the block reads (kv_end) and those row i sees (row_end)
+  // 5. the running maximum, sum and output: m = -infinity, l = 0, o[kDimsPerLane] = 0
+  // 6. for each tile of kFlashKeys keys from k0 = 0 while k0 < kv_end:
+    // 6a. load_kv_tile into t.k, t.v; __syncthreads: the tiles (and the staged rows) are complete
+    // 6b. s = tile_score of key k0 + lane; alpha = online_softmax_update(s, m, l, p)
+    // 6c. t.p[row][lane] = p; __syncwarp: the warp's 32 probabilities are stored before any lane reads them
+    // 6d. accumulate_pv; __syncthreads: no warp still reads the tiles when the next ones are stored
+  // 7. padding rows (i >= tq) return only now, after the last barrier; the others write_output
   // END TODO(09.9)
 }
 
@@ -294,16 +295,17 @@ __global__ void __launch_bounds__(32 * kFlashTcWarps)
                                 int kv_heads, int tq, int tk, int d, float scale, bool causal, int q_offset) {
   // TODO(09.15): the steps of README section 20, with its barriers
   ATTN_KERNEL_TODO("09.15", "20. The tensor-core kernel");
-  // 1. block_heads; the rows of k_head and v_head (KV head g)
-  // 2. stage_queries: the rows of query head h from i0 = blockIdx.x * kFlashTcRows, into q_frag
-  // 3. causal_key_range of this lane's row i = i0 + 16 warp + lane / 2
-  // 4. the running state: m = -infinity, l = 0 in registers, the warp's 16 x d block of o_w = 0
-  // 5. for each tile of kFlashTcKeys keys from k0 = 0 while k0 < kv_end:
-    // 5a. load_rows of k and of v into k_s, v_s (zeros past kv_end), then __syncthreads
-    // 5b. warp_scores into s_w, then __syncwarp
-    // 5c. warp_online_softmax of the tile, then __syncwarp
-    // 5d. warp_accumulate_pv, then __syncthreads
-  // 6. warp_write_output of the warp's rows from i0 + 16 warp
+  // 1. the block's dynamic shared memory (ATTN_DYNAMIC_SHARED) as WarpTiles t; this thread's lane and warp
+  // 2. block_heads; with head_rows, k_head and v_head of KV head g
+  // 3. stage_queries: query head h's rows from i0 = blockIdx.x * kFlashTcRows, through t.k_s into q_frag
+  // 4. causal_key_range of this lane's row i = i0 + 16 warp + lane / 2
+  // 5. the running state: m = -infinity, l = 0 in registers, the warp's 16 x d block of t.o_w = 0
+  // 6. for each tile of kFlashTcKeys keys from k0 = 0 while k0 < kv_end:
+    // 6a. load_rows of k and of v into t.k_s, t.v_s (zeros past kv_end); __syncthreads: the tiles are complete
+    // 6b. warp_scores into t.s_w; __syncwarp: every lane's part of the scores is stored
+    // 6c. warp_online_softmax of the tile; __syncwarp: p_w and the rescaled o_w are complete
+    // 6d. warp_accumulate_pv; __syncthreads: no warp still reads k_s, v_s when the next tiles are stored
+  // 7. warp_write_output of the warp's 16 rows, from row i0 + 16 warp of the output head
   // END TODO(09.15)
 }
 

@@ -173,37 +173,38 @@ __global__ void __launch_bounds__(32 * kFlashRows)
     flash_attention_kernel(const float* q, const float* k, const float* v, float* out, int heads,
                            int kv_heads, int tq, int tk, int d, float scale, bool causal, int q_offset) {
   // TODO(09.9): the steps of README section 12, with its three barriers
+  // 1. the block's tiles, __shared__ FlashTiles t; this thread's lane and row (its warp)
   __shared__ FlashTiles t;
   const int lane = threadIdx.x, row = threadIdx.y;
-  // 1. block_heads; the rows of q_head (query head h), k_head and v_head (KV head g)
+  // 2. block_heads; with head_rows, q_head of query head h, k_head and v_head of KV head g
   const BlockHeads bh = block_heads(heads, kv_heads);
   const float* q_head = head_rows(q, bh.b, bh.h, heads, tq, d);
   const float* k_head = head_rows(k, bh.b, bh.g, kv_heads, tk, d);
   const float* v_head = head_rows(v, bh.b, bh.g, kv_heads, tk, d);
-  // 2. this warp's query row i = blockIdx.x * kFlashRows + row, staged in t.q[row]
+  // 3. stage_query_row of this warp's row i = blockIdx.x * kFlashRows + row into t.q[row]
   const int i0 = blockIdx.x * kFlashRows, i = i0 + row;
   stage_query_row(q_head, t.q[row], i, tq, d, scale);
-  // 3. causal_key_range: the keys the block reads (kv_end) and those row i sees (row_end)
+  // 4. causal_key_range: the keys the block reads (kv_end) and those row i sees (row_end)
   const KeyRange keys = causal_key_range(i0, kFlashRows, i, tq, tk, causal, q_offset);
-  // 4. the running maximum, sum and output: m = -infinity, l = 0, o = 0
+  // 5. the running maximum, sum and output: m = -infinity, l = 0, o[kDimsPerLane] = 0
   float m = -INFINITY, l = 0.0f, o[kDimsPerLane] = {};
-  // 5. for each tile of kFlashKeys keys from k0 = 0 while k0 < kv_end:
+  // 6. for each tile of kFlashKeys keys from k0 = 0 while k0 < kv_end:
   for (int k0 = 0; k0 < keys.kv_end; k0 += kFlashKeys) {
-    // 5a. load_kv_tile into t.k, t.v, then __syncthreads
+    // 6a. load_kv_tile into t.k, t.v; __syncthreads: the tiles (and the staged rows) are complete
     load_kv_tile(k_head, v_head, t.k, t.v, k0, keys.kv_end, d);
     __syncthreads();  // the tiles (and, the first time, the query rows) are complete before anyone reads them
-    // 5b. s = tile_score, alpha = online_softmax_update(s, m, l, p)
+    // 6b. s = tile_score of key k0 + lane; alpha = online_softmax_update(s, m, l, p)
     const float s = tile_score(t.q[row], t.k, k0, keys.row_end, d);
     float p;
     const float alpha = online_softmax_update(s, m, l, p);
-    // 5c. t.p[row][lane] = p, then __syncwarp
+    // 6c. t.p[row][lane] = p; __syncwarp: the warp's 32 probabilities are stored before any lane reads them
     t.p[row][lane] = p;
     __syncwarp();  // the warp's 32 probabilities are stored before any lane reads them
-    // 5d. accumulate_pv, then __syncthreads
+    // 6d. accumulate_pv; __syncthreads: no warp still reads the tiles when the next ones are stored
     accumulate_pv(t.p[row], alpha, t.v, o, d);
     __syncthreads();  // no warp still reads the tiles when the next ones are stored over them
   }
-  // 6. padding rows (i >= tq) return only now, after the last barrier; the others write_output
+  // 7. padding rows (i >= tq) return only now, after the last barrier; the others write_output
   if (i >= tq) return;
   write_output(o, l, head_rows(out, bh.b, bh.h, heads, tq, d) + static_cast<long long>(i) * d, d);
   // END TODO(09.9)
@@ -389,40 +390,41 @@ __global__ void __launch_bounds__(32 * kFlashTcWarps)
     flash_attention_fp16_kernel(const __half* q, const __half* k, const __half* v, float* out, int heads,
                                 int kv_heads, int tq, int tk, int d, float scale, bool causal, int q_offset) {
   // TODO(09.15): the steps of README section 20, with its barriers
+  // 1. the block's dynamic shared memory (ATTN_DYNAMIC_SHARED) as WarpTiles t; this thread's lane and warp
   ATTN_DYNAMIC_SHARED(unsigned char, smem);
   const WarpTiles t(smem, d, threadIdx.y);
   const int lane = threadIdx.x, warp = threadIdx.y;
-  // 1. block_heads; the rows of k_head and v_head (KV head g)
+  // 2. block_heads; with head_rows, k_head and v_head of KV head g
   const flash::BlockHeads bh = flash::block_heads(heads, kv_heads);
   const __half* k_head = flash::head_rows(k, bh.b, bh.g, kv_heads, tk, d);
   const __half* v_head = flash::head_rows(v, bh.b, bh.g, kv_heads, tk, d);
-  // 2. stage_queries: the rows of query head h from i0 = blockIdx.x * kFlashTcRows, into q_frag
+  // 3. stage_queries: query head h's rows from i0 = blockIdx.x * kFlashTcRows, through t.k_s into q_frag
   const int i0 = blockIdx.x * kFlashTcRows;
   FragmentQ q_frag[kFlashMaxHeadDim / kTile];
   stage_queries(flash::head_rows(q, bh.b, bh.h, heads, tq, d), t.k_s, t.ld, i0, tq, d, q_frag);
-  // 3. causal_key_range of this lane's row i = i0 + 16 warp + lane / 2
+  // 4. causal_key_range of this lane's row i = i0 + 16 warp + lane / 2
   const int i = i0 + warp * kTile + lane / 2;
   const flash::KeyRange keys = flash::causal_key_range(i0, kFlashTcRows, i, tq, tk, causal, q_offset);
-  // 4. the running state: m = -infinity, l = 0 in registers, the warp's 16 x d block of o_w = 0
+  // 5. the running state: m = -infinity, l = 0 in registers, the warp's 16 x d block of t.o_w = 0
   float m = -INFINITY, l = 0.0f;
   for (int e = lane; e < kTile * d; e += 32) t.o_w[e / d * t.ldo + e % d] = 0.0f;
-  // 5. for each tile of kFlashTcKeys keys from k0 = 0 while k0 < kv_end:
+  // 6. for each tile of kFlashTcKeys keys from k0 = 0 while k0 < kv_end:
   for (int k0 = 0; k0 < keys.kv_end; k0 += kFlashTcKeys) {
-    // 5a. load_rows of k and of v into k_s, v_s (zeros past kv_end), then __syncthreads
+    // 6a. load_rows of k and of v into t.k_s, t.v_s (zeros past kv_end); __syncthreads: the tiles are complete
     load_rows(k_head, t.k_s, t.ld, k0, kFlashTcKeys, keys.kv_end, d);
     load_rows(v_head, t.v_s, t.ld, k0, kFlashTcKeys, keys.kv_end, d);
     __syncthreads();  // the tiles are complete before any warp reads them
-    // 5b. warp_scores into s_w, then __syncwarp
+    // 6b. warp_scores into t.s_w; __syncwarp: every lane's part of the scores is stored
     warp_scores(q_frag, t.k_s, t.ld, t.s_w, t.lds, d);
     __syncwarp();  // every lane's part of s_w is stored before the softmax reads whole rows of it
-    // 5c. warp_online_softmax of the tile, then __syncwarp
+    // 6c. warp_online_softmax of the tile; __syncwarp: p_w and the rescaled o_w are complete
     warp_online_softmax(t.s_w, t.lds, t.p_w, t.ldp, t.o_w, t.ldo, d, scale, k0, keys.row_end, m, l);
     __syncwarp();  // p_w and the rescaled o_w are complete before the tensor cores read them
-    // 5d. warp_accumulate_pv, then __syncthreads
+    // 6d. warp_accumulate_pv; __syncthreads: no warp still reads k_s, v_s when the next tiles are stored
     warp_accumulate_pv(t.p_w, t.ldp, t.v_s, t.ld, t.o_w, t.ldo, d);
     __syncthreads();  // no warp still reads k_s, v_s when the next tiles are stored, and o_w is complete
   }
-  // 6. warp_write_output of the warp's rows from i0 + 16 warp
+  // 7. warp_write_output of the warp's 16 rows, from row i0 + 16 warp of the output head
   warp_write_output(t.o_w, t.ldo, l, flash::head_rows(out, bh.b, bh.h, heads, tq, d), i0 + warp * kTile, tq, d);
   // END TODO(09.15)
 }
