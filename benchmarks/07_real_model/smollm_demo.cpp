@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
       if (const auto id = tok.find(s)) stop.push_back(static_cast<std::size_t>(*id));
 
     std::cout << "user: " << o.prompt << "\nassistant: " << std::flush;
-    attn::MultiLayerKVCache cache = model.make_cache(1, prompt.size() + o.max_tokens);
+    attn::ModelCache cache = model.make_cache(1, prompt.size() + o.max_tokens);
     attn::tokenizer::TextStream stream(tok);
     attn::GenerationStats stats;
     attn::generate(model, prompt, o.max_tokens, cache, o.sampling, o.seed, stop,

@@ -45,10 +45,16 @@ std::size_t parameter_count(const GQAWeights& w) {
   // END TODO(03.5)
 }
 
-GQAWeights mha_to_gqa(const MHAWeights& mha, std::size_t n_heads, std::size_t n_kv_heads) {
-  // TODO(03.6): check shapes; KV head g = mean of the K (and V) heads g*(H/G) ... g*(H/G) + H/G - 1
+Tensor2 pool_kv_heads(const Tensor2& w, std::size_t n_heads, std::size_t n_kv_heads) {
+  // TODO(03.6): KV head g = mean of the column blocks of heads g*(H/G) ... g*(H/G) + H/G - 1
   throw NotImplemented("03.6", "6. From an MHA checkpoint: mean-pooling");
   // END TODO(03.6)
+}
+
+GQAWeights mha_to_gqa(const MHAWeights& mha, std::size_t n_heads, std::size_t n_kv_heads) {
+  // TODO(03.7): check the head counts and shapes; pool wk and wv; keep wq and wo
+  throw NotImplemented("03.7", "6. From an MHA checkpoint: mean-pooling");
+  // END TODO(03.7)
 }
 
 }  // namespace attn

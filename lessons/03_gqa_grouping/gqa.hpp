@@ -71,6 +71,15 @@ Tensor3 gqa_self_attention(const Tensor3& x, const GQAWeights& w, Mask mask);
 /// @return  the element count of wq, wk, wv and wo together
 std::size_t parameter_count(const GQAWeights& w);
 
+/// Mean-pools the H head blocks of a projection into G: column block g of the result
+/// (columns g*D ... g*D + D - 1) is the mean of the blocks of heads g*(H/G) ...
+/// g*(H/G) + H/G - 1 of w. mha_to_gqa checks the arguments and calls it for wk and wv.
+/// @param w          (d_model, H*D), head h owning columns h*D ... h*D + D - 1
+/// @param n_heads    H, dividing the width of w
+/// @param n_kv_heads G, dividing H
+/// @return           (d_model, G*D)
+Tensor2 pool_kv_heads(const Tensor2& w, std::size_t n_heads, std::size_t n_kv_heads);
+
 /// Converts a multi-head checkpoint to GQA (Ainslie et al. 2023): the key projection of KV
 /// head g is the mean of the key projections of query heads g*(H/G) ... g*(H/G) + H/G - 1
 /// (consecutive heads, the group that will share it), and likewise for values.

@@ -2,10 +2,10 @@
 /// @brief Lesson 07: a real model. SmolLM2-135M-Instruct (9 query heads, 3 KV heads,
 ///        30 layers) read from its GGUF file and run on the code of lessons 01-06:
 ///        RMSNorm, the Q/K/V projections, RoPE in GGUF's adjacent pairing, grouped-query
-///        attention over the KV cache, the SwiGLU MLP and the residual stream; then the
-///        generation loop (greedy or sampled) and the negative log-likelihood that
-///        perplexity is made of. Any Llama-architecture GGUF with F32, F16, Q4_0, Q4_1 or
-///        Q8_0 tensors loads the same way.
+///        attention over the KV cache (through the seam of model_cache.hpp), the SwiGLU MLP
+///        and the residual stream; then the generation loop (greedy or sampled) and the
+///        negative log-likelihood that perplexity is made of. Any Llama-architecture GGUF
+///        with F32, F16, Q4_0, Q4_1 or Q8_0 tensors loads the same way.
 #pragma once
 
 #include <cstddef>
@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "attn/core.hpp"
-#include "decoder.hpp"   // lesson 05: Tokens, TokenColumn, Tensor1, linear, greedy_next, attend_cached
-#include "gguf.hpp"      // common/gguf: the file reader
-#include "kv_cache.hpp"  // lesson 04: MultiLayerKVCache
-#include "rope.hpp"      // lesson 06: apply_rope
+#include "decoder.hpp"      // lesson 05: Tokens, TokenColumn, Tensor1, greedy_next
+#include "gguf.hpp"         // common/gguf: the file reader
+#include "model_cache.hpp"  // the cache seam: LayerCache, ModelCache, KVCacheLayer (lesson 04)
+#include "rope.hpp"         // lesson 06: apply_rope
 
 namespace attn {
 
@@ -35,12 +35,20 @@ struct LlamaConfig {
   float rms_eps = 1e-5f;           ///< llama.attention.layer_norm_rms_epsilon
 };
 
-/// Reads the LlamaConfig of a GGUF file from its metadata (keys in the fields' comments)
-/// and the vocabulary size from the shape of token_embd.weight.
+/// What the metadata of a Llama GGUF file says, unchecked: every key in the fields' comments
+/// (each size read with read_size, which refuses 0), D = d_model / H, the vocabulary from
+/// the rows of token_embd.weight, RoPE's base (10000 when absent) and the epsilon.
+/// @throws gguf::FormatError if a required key is missing or has another type.
+/// @throws std::invalid_argument if a size is 0, naming its key.
+LlamaConfig read_llama_config(const gguf::File& file);
+
+/// The config of a Llama GGUF file: general.architecture checked, read_llama_config, then
+/// every rule the model needs to run (one check each, in check_llama_config).
 /// @throws gguf::FormatError if a required key is missing or has another type.
 /// @throws std::invalid_argument if general.architecture is not "llama", a size is 0,
 ///         H does not divide d_model, G does not divide H, D is odd (RoPE rotates pairs),
-///         or the epsilon is not a finite number > 0; the message names expected and given.
+///         or the epsilon or RoPE's base is not a finite number > 0; the message names
+///         expected and given.
 LlamaConfig llama_config(const gguf::File& file);
 
 /// RMSNorm of every vector of x: y = x / sqrt(mean(x^2) + eps) * gain, with the sum of
@@ -130,12 +138,14 @@ class LlamaModel {
   /// Every weight (for experiments: expand_kv_heads, pool_kv_heads, parameter_count).
   const LlamaWeights& weights() const { return w_; }
 
-  /// An empty cache for this model: L layers of (batch, G, capacity, D).
-  /// @param batch    sequences it holds, B
-  /// @param capacity positions it holds per sequence
-  /// @return         the cache, length 0
+  /// An empty cache for this model: L layer caches of shape (L, batch, G, capacity, D).
+  /// @param batch      sequences it holds, B
+  /// @param capacity   positions it holds per sequence
+  /// @param make_layer makes each layer's cache: lesson 04's KVCache by default
+  /// @return           the cache, length 0
   /// @throws std::invalid_argument if batch or capacity is 0.
-  MultiLayerKVCache make_cache(std::size_t batch, std::size_t capacity) const;
+  ModelCache make_cache(std::size_t batch, std::size_t capacity,
+                        const LayerCacheMaker& make_layer = KVCacheLayer::make) const;
 
   /// Uncached forward over every position, causal: row t sees tokens 0 ... t.
   /// @param tokens (B, T), T >= 1
@@ -149,28 +159,33 @@ class LlamaModel {
   /// @param tokens (B, T), T >= 1
   /// @param cache  L layers of batch B; holds T more tokens afterwards
   /// @return       logits (B, T, V)
-  /// @throws std::invalid_argument if T is 0 or the cache does not fit the model and batch.
+  /// @throws std::invalid_argument if T is 0 or the cache's shape does not fit the model and
+  ///         batch.
   /// @throws std::out_of_range if the cache has no room for T more (it is then unchanged)
   ///         or an id is >= V.
-  Tensor3 prefill(const Tokens& tokens, MultiLayerKVCache& cache) const;
+  Tensor3 prefill(const Tokens& tokens, ModelCache& cache) const;
 
   /// One decode step: one token per sequence at position cache.length().
   /// @param last  (B) one token per sequence
   /// @param cache L layers of batch B; holds one more token afterwards
   /// @return      logits (B, V)
   /// @throws as prefill.
-  Tensor2 decode_step(const TokenColumn& last, MultiLayerKVCache& cache) const;
+  Tensor2 decode_step(const TokenColumn& last, ModelCache& cache) const;
 
  private:
   /// The attention sublayer of block l on its normalized input h (B, T, d_model) whose row
   /// t sits at position first_position + t: projections, RoPE, grouped-query attention
-  /// (over the cache when there is one), the output projection. Returns (B, T, d_model).
+  /// (over the layer's cache when there is one: append, then attend), the output
+  /// projection. Returns (B, T, d_model).
   Tensor3 attention(const Tensor3& h, const LlamaLayer& w, std::size_t first_position,
-                    KVCache* cache) const;
+                    LayerCache* cache) const;
   /// Embedding, blocks, final norm and output projection of T tokens starting at
-  /// first_position; with a cache every layer appends to and reads from it.
-  Tensor3 run(const Tokens& tokens, std::size_t first_position, MultiLayerKVCache* cache) const;
-  void check_cache(const char* where, const MultiLayerKVCache& cache, std::size_t batch,
+  /// first_position; with a cache, block l appends to and reads from cache->layer(l).
+  Tensor3 run(const Tokens& tokens, std::size_t first_position, ModelCache* cache) const;
+  /// Checks that the cache's shape fits this model and a batch of `batch` sequences
+  /// (std::invalid_argument) and that it has room for n_new more positions
+  /// (std::out_of_range), naming `where`.
+  void check_cache(const char* where, const ModelCache& cache, std::size_t batch,
                    std::size_t n_new) const;
 
   LlamaWeights w_;
@@ -183,11 +198,36 @@ struct Sampling {
                              ///< sums to at least top_p, in (0, 1]
 };
 
-/// Picks a token id from one position's logits. Greedy when temperature is 0 (the lowest id
-/// among equal maxima). Otherwise, in float64: p = softmax(logits / temperature); sort the
-/// ids by p, largest first (lower id first among equals); keep the shortest prefix whose
-/// sum reaches top_p (at least one id); renormalize it; return the first id of that order
-/// at which the running sum of the kept probabilities exceeds u * (their sum).
+/// The id of the largest logit, the lowest id among equal maxima.
+/// @param logits (V), V >= 1
+std::size_t greedy_token(const Tensor1& logits);
+
+/// softmax(logits / temperature) in float64, the maximum subtracted before the exponentials
+/// (finite at logits of 1e4).
+/// @param logits      (V), V >= 1
+/// @param temperature > 0
+/// @return            V probabilities summing to 1
+std::vector<double> tempered_probabilities(const Tensor1& logits, float temperature);
+
+/// The nucleus of top-p sampling: the ids sorted by probability, largest first (the lower id
+/// first among equals), cut after the shortest prefix whose probabilities sum to at least
+/// top_p; at least one id.
+/// @param p     V >= 1 probabilities
+/// @param top_p in (0, 1]
+/// @return      the kept ids, most likely first
+std::vector<std::size_t> top_p_nucleus(const std::vector<double>& p, double top_p);
+
+/// Draws from the nucleus renormalized: the first id of `nucleus` at which the running sum
+/// of its probabilities exceeds u times their sum.
+/// @param p       V probabilities
+/// @param nucleus ids into p, at least one, in the order to walk
+/// @param u       in [0, 1)
+std::size_t pick_token(const std::vector<double>& p, const std::vector<std::size_t>& nucleus,
+                       double u);
+
+/// Picks a token id from one position's logits: greedy_token when the temperature is 0;
+/// otherwise p = tempered_probabilities(logits, temperature) and pick_token(p,
+/// top_p_nucleus(p, top_p), u).
 /// @param logits (V)
 /// @param s      temperature >= 0 and top_p in (0, 1]
 /// @param u      a uniform number in [0, 1): the randomness, supplied by the caller
@@ -224,7 +264,7 @@ struct GenerationStats {
 /// @param model          the model
 /// @param prompt         token ids, at least one
 /// @param max_new_tokens the most tokens to generate
-/// @param cache          batch 1, with room for the prompt and max_new_tokens
+/// @param cache          batch 1, with room for the prompt and max_new_tokens (any LayerCache)
 /// @param sampling       greedy (the default), or temperature and top-p
 /// @param seed           seeds the uniform numbers sample_next draws from
 /// @param stop           ids that end generation (e.g. <|im_end|>)
@@ -235,7 +275,7 @@ struct GenerationStats {
 /// @throws std::invalid_argument if the prompt is empty; std::out_of_range if prompt plus
 ///         max_new_tokens do not fit in the cache (checked before any work).
 std::vector<std::size_t> generate(const LlamaModel& model, const std::vector<std::size_t>& prompt,
-                                  std::size_t max_new_tokens, MultiLayerKVCache& cache,
+                                  std::size_t max_new_tokens, ModelCache& cache,
                                   const Sampling& sampling = {}, std::uint64_t seed = 0,
                                   const std::vector<std::size_t>& stop = {},
                                   const std::function<bool(std::size_t)>& on_token = {},

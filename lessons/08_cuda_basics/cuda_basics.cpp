@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attn/device_buffer.hpp"
+#include "gqa.hpp"
 #include "kernels.hpp"
 
 namespace attn {
@@ -57,7 +58,17 @@ Tensor2 softmax_rows_gpu(const Tensor2& x) {
 
 Tensor4 gqa_attention_gpu(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
                           std::size_t q_offset) {
-  // TODO(08.7): the checks of lesson 03; then scores, softmax and output kernels on device buffers
+  constexpr auto where = "gqa_attention_gpu";
+  check_gqa_arguments(q, k, v, mask, q_offset, where);  // lesson 03's checks, in this name
+  // This lesson's output kernel reads v rows of D values, and kernels index with ints.
+  require_equal(where, "head dimension of v (D of q)", q.shape(3), v.shape(3));
+  to_int(q.shape(0) * q.shape(1) * q.shape(2) * k.shape(2), where, "B * H * Tq * Tk");
+  const int b = to_int(q.shape(0), where, "B"), h = to_int(q.shape(1), where, "H");
+  const int g = to_int(k.shape(1), where, "G"), iq = to_int(q.shape(2), where, "Tq");
+  const int ik = to_int(k.shape(2), where, "Tk"), id = to_int(q.shape(3), where, "D");
+  const int offset = to_int(q_offset, where, "q_offset");
+  const float scale = 1.0f / std::sqrt(static_cast<float>(id));
+  // TODO(08.7): device buffers for q, k, v, the scores and the output; the scores, softmax and output kernels; out back
   throw NotImplemented("08.7", "7. Attention in three kernels");
   // END TODO(08.7)
 }

@@ -114,8 +114,24 @@ std::size_t parameter_count(const GQAWeights& w) {
   // END TODO(03.5)
 }
 
+Tensor2 pool_kv_heads(const Tensor2& w, std::size_t n_heads, std::size_t n_kv_heads) {
+  // TODO(03.6): KV head g = mean of the column blocks of heads g*(H/G) ... g*(H/G) + H/G - 1
+  const std::size_t d_model = w.shape(0), d = w.shape(1) / n_heads, group = n_heads / n_kv_heads;
+  Tensor2 pooled = xt::zeros<float>({d_model, n_kv_heads * d});  // (d_model, G*D)
+  for (std::size_t g = 0; g < n_kv_heads; ++g) {
+    auto kv_head = xt::view(pooled, xt::all(), xt::range(g * d, (g + 1) * d));
+    for (std::size_t r = 0; r < group; ++r) {
+      const std::size_t h = g * group + r;  // consecutive heads: the group that shares g
+      kv_head += xt::view(w, xt::all(), xt::range(h * d, (h + 1) * d));
+    }
+    kv_head /= static_cast<float>(group);
+  }
+  return pooled;
+  // END TODO(03.6)
+}
+
 GQAWeights mha_to_gqa(const MHAWeights& mha, std::size_t n_heads, std::size_t n_kv_heads) {
-  // TODO(03.6): check shapes; KV head g = mean of the K (and V) heads g*(H/G) ... g*(H/G) + H/G - 1
+  // TODO(03.7): check the head counts and shapes; pool wk and wv; keep wq and wo
   constexpr auto where = "mha_to_gqa";
   const std::size_t d_model = mha.wq.shape(0), width = mha.wq.shape(1);
   require(n_kv_heads > 0 && n_heads > 0 && n_heads % n_kv_heads == 0, where,
@@ -128,21 +144,9 @@ GQAWeights mha_to_gqa(const MHAWeights& mha, std::size_t n_heads, std::size_t n_
   require_shape(where, "wv (the shape of wq)", mha.wq.shape(), mha.wv.shape());
   require_shape(where, "wo (the transpose of wq's shape)", std::array{width, d_model},
                 mha.wo.shape());
-  const std::size_t d = width / n_heads, group = n_heads / n_kv_heads;
-  auto pool = [&](const Tensor2& w) {
-    Tensor2 pooled = xt::zeros<float>({d_model, n_kv_heads * d});  // (d_model, G*D)
-    for (std::size_t g = 0; g < n_kv_heads; ++g) {
-      auto kv_head = xt::view(pooled, xt::all(), xt::range(g * d, (g + 1) * d));
-      for (std::size_t r = 0; r < group; ++r) {
-        const std::size_t h = g * group + r;  // consecutive heads: the group that shares g
-        kv_head += xt::view(w, xt::all(), xt::range(h * d, (h + 1) * d));
-      }
-      kv_head /= static_cast<float>(group);
-    }
-    return pooled;
-  };
-  return GQAWeights{mha.wq, pool(mha.wk), pool(mha.wv), mha.wo, n_heads, n_kv_heads};
-  // END TODO(03.6)
+  return GQAWeights{mha.wq, pool_kv_heads(mha.wk, n_heads, n_kv_heads),
+                    pool_kv_heads(mha.wv, n_heads, n_kv_heads), mha.wo, n_heads, n_kv_heads};
+  // END TODO(03.7)
 }
 
 }  // namespace attn

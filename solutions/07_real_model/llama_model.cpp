@@ -1,6 +1,7 @@
-// Lesson 07: a real model. Read the given code first (linear_blas, the loader, the
-// KV-head conversions, the constructor, generate), then fill in each body between
-// TODO(07.k) and END TODO(07.k), in the order of the README.
+// Lesson 07: a real model. Read the given code first (linear_blas, the config's checks,
+// the loader, the KV-head conversions, the constructor, sample_next, generate; the cache
+// seam is model_cache.hpp), then fill in each body between TODO(07.k) and END TODO(07.k),
+// in the order of the README.
 #include "llama_model.hpp"
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <xtensor/xview.hpp>
@@ -60,45 +62,59 @@ Tensor2 linear_blas(const Tensor2& x, const Tensor2& w) {
   return y;
 }
 
-LlamaConfig llama_config(const gguf::File& file) {
-  // TODO(07.1): read the llama.* sizes, the vocabulary from token_embd.weight, RoPE's base and the epsilon; check them
+namespace {
+
+// A size from the metadata: an unsigned integer, at least 1 (a model of 0 heads has no shape).
+[[maybe_unused]] std::size_t read_size(const gguf::File& file, std::string_view key) {
+  const std::uint64_t n = file.get_uint(key);
+  require(n > 0, "llama_config", std::string(key) + " must be at least 1, given 0");
+  return static_cast<std::size_t>(n);
+}
+
+// What the model needs to run, one rule a line (read_size has refused sizes of 0).
+void check_llama_config(const LlamaConfig& c) {
   constexpr auto where = "llama_config";
-  const std::string_view arch = file.get_string("general.architecture");
-  require(arch == "llama", where,
-          "expected general.architecture \"llama\", given \"" + std::string(arch) + "\"");
-  LlamaConfig c;
-  c.n_layers = file.get_uint("llama.block_count");
-  c.d_model = file.get_uint("llama.embedding_length");
-  c.n_heads = file.get_uint("llama.attention.head_count");
-  c.n_kv_heads = file.get_uint("llama.attention.head_count_kv");
-  c.d_ff = file.get_uint("llama.feed_forward_length");
-  c.context_length = file.get_uint("llama.context_length");
-  if (file.find("llama.rope.freq_base") != nullptr) c.rope_theta = file.get_float("llama.rope.freq_base");
-  c.rms_eps = static_cast<float>(file.get_float("llama.attention.layer_norm_rms_epsilon"));
-  const gguf::TensorInfo& embd = file.tensor("token_embd.weight");
-  c.vocab = embd.rows();
-  require(c.n_layers > 0 && c.d_model > 0 && c.n_heads > 0 && c.n_kv_heads > 0 && c.d_ff > 0 &&
-              c.vocab > 0,
-          where,
-          "every size must be positive: given block_count " + str(c.n_layers) +
-              ", embedding_length " + str(c.d_model) + ", head_count " + str(c.n_heads) +
-              ", head_count_kv " + str(c.n_kv_heads) + ", feed_forward_length " + str(c.d_ff) +
-              ", vocabulary " + str(c.vocab));
+  require(c.vocab > 0, where, "token_embd.weight must have a row per token, given 0 rows");
   require(c.d_model % c.n_heads == 0, where,
           "embedding_length must be a multiple of head_count: given " + str(c.d_model) + " and " +
               str(c.n_heads));
   require(c.n_heads % c.n_kv_heads == 0, where,
           "head_count must be a multiple of head_count_kv: given H = " + str(c.n_heads) +
               " and G = " + str(c.n_kv_heads));
-  c.head_dim = c.d_model / c.n_heads;
   require(c.head_dim % 2 == 0, where,
           "RoPE rotates pairs: the head dimension must be even, given D = " + str(c.head_dim));
   require(std::isfinite(c.rms_eps) && c.rms_eps > 0.0f, where,
           "layer_norm_rms_epsilon must be a finite number > 0, given " + std::to_string(c.rms_eps));
   require(std::isfinite(c.rope_theta) && c.rope_theta > 0.0, where,
           "rope.freq_base must be a finite number > 0, given " + std::to_string(c.rope_theta));
+}
+
+}  // namespace
+
+LlamaConfig read_llama_config(const gguf::File& file) {
+  // TODO(07.1): read the llama.* sizes (read_size), D = d_model / H, RoPE's base (10000 when absent), the epsilon, the vocabulary from token_embd.weight
+  LlamaConfig c;
+  c.n_layers = read_size(file, "llama.block_count");
+  c.d_model = read_size(file, "llama.embedding_length");
+  c.n_heads = read_size(file, "llama.attention.head_count");
+  c.n_kv_heads = read_size(file, "llama.attention.head_count_kv");
+  c.head_dim = c.d_model / c.n_heads;
+  c.d_ff = read_size(file, "llama.feed_forward_length");
+  c.context_length = read_size(file, "llama.context_length");
+  if (file.find("llama.rope.freq_base") != nullptr) c.rope_theta = file.get_float("llama.rope.freq_base");
+  c.rms_eps = static_cast<float>(file.get_float("llama.attention.layer_norm_rms_epsilon"));
+  c.vocab = file.tensor("token_embd.weight").rows();
   return c;
   // END TODO(07.1)
+}
+
+LlamaConfig llama_config(const gguf::File& file) {
+  const std::string_view arch = file.get_string("general.architecture");
+  require(arch == "llama", "llama_config",
+          "expected general.architecture \"llama\", given \"" + std::string(arch) + "\"");
+  const LlamaConfig c = read_llama_config(file);
+  check_llama_config(c);
+  return c;
 }
 
 Tensor3 rms_norm(const Tensor3& x, const Tensor1& gain, float eps) {
@@ -266,16 +282,17 @@ LlamaModel::LlamaModel(LlamaWeights weights) : w_(std::move(weights)) {
                 w_.output.shape());
 }
 
-MultiLayerKVCache LlamaModel::make_cache(std::size_t batch, std::size_t capacity) const {
+ModelCache LlamaModel::make_cache(std::size_t batch, std::size_t capacity,
+                                  const LayerCacheMaker& make_layer) const {
   require(batch > 0 && capacity > 0, "LlamaModel::make_cache",
           "batch and capacity must be positive, given " + str(batch) + " and " + str(capacity));
   const LlamaConfig& c = w_.config;
-  return MultiLayerKVCache(c.n_layers, batch, c.n_kv_heads, capacity, c.head_dim);
+  return ModelCache(CacheShape{c.n_layers, batch, c.n_kv_heads, capacity, c.head_dim}, make_layer);
 }
 
 Tensor3 LlamaModel::attention(const Tensor3& h, const LlamaLayer& w, std::size_t first_position,
-                              KVCache* cache) const {
-  // TODO(07.4): project q, k, v; split heads; RoPE (adjacent pairs, the model's theta) on q and k; attend causally (cached or not); merge heads; project with wo
+                              LayerCache* cache) const {
+  // TODO(07.4): project q, k, v; split heads; RoPE (adjacent pairs, the model's theta) on q and k; attend causally (with a cache: append, then attend over it); merge heads; project with wo
   const LlamaConfig& c = w_.config;
   const std::size_t nb = h.shape(0), t = h.shape(1);
   const Tensor2 rows = rows_of(h);
@@ -287,14 +304,15 @@ Tensor3 LlamaModel::attention(const Tensor3& h, const LlamaLayer& w, std::size_t
   const Tensor4 k = apply_rope(heads(w.wk, c.n_kv_heads), first_position, RopePairing::adjacent,
                                c.rope_theta);
   const Tensor4 v = heads(w.wv, c.n_kv_heads);
-  const Tensor4 a = cache ? attend_cached(q, k, v, *cache)                // over the cache
-                          : gqa_attention(q, k, v, Mask::causal, 0);      // over these T tokens
+  if (cache) cache->append(k, v);
+  const Tensor4 a = cache ? cache->attend(q)                         // over the cache
+                          : gqa_attention(q, k, v, Mask::causal, 0);  // over these T tokens
   return batch_of(linear_blas(rows_of(merge_heads(a)), w.wo), nb, t);
   // END TODO(07.4)
 }
 
 Tensor3 LlamaModel::run(const Tokens& tokens, std::size_t first_position,
-                        MultiLayerKVCache* cache) const {
+                        ModelCache* cache) const {
   // TODO(07.5): embed the tokens (check each id); for every block x += attention(rms_norm(x)), x += swiglu(rms_norm(x)); final rms_norm; logits = x . output
   const LlamaConfig& c = w_.config;
   const std::size_t nb = tokens.shape(0), t = tokens.shape(1);
@@ -323,21 +341,21 @@ Tensor3 LlamaModel::forward(const Tokens& tokens) const {
   return run(tokens, 0, nullptr);
 }
 
-void LlamaModel::check_cache(const char* where, const MultiLayerKVCache& cache, std::size_t batch,
+void LlamaModel::check_cache(const char* where, const ModelCache& cache, std::size_t batch,
                              std::size_t n_new) const {
   const LlamaConfig& c = w_.config;
-  const KVCache& first = cache.layer(0);
-  require_equal(where, "layers of the cache (n_layers of the model)", c.n_layers, cache.layers());
-  require_equal(where, "batch of the cache (B of the tokens)", batch, first.batch());
-  require_equal(where, "KV heads of the cache (G of the model)", c.n_kv_heads, first.kv_heads());
-  require_equal(where, "head dimension of the cache (D of the model)", c.head_dim, first.head_dim());
+  const CacheShape& s = cache.shape();
+  require_equal(where, "layers of the cache (n_layers of the model)", c.n_layers, s.layers);
+  require_equal(where, "batch of the cache (B of the tokens)", batch, s.batch);
+  require_equal(where, "KV heads of the cache (G of the model)", c.n_kv_heads, s.kv_heads);
+  require_equal(where, "head dimension of the cache (D of the model)", c.head_dim, s.head_dim);
   const std::size_t used = cache.length(), cap = cache.capacity();
   require_in_range(n_new <= cap - used, where,
                    "no room for the new tokens: the cache holds " + str(used) + " of " + str(cap) +
                        ", given " + str(n_new) + " more");
 }
 
-Tensor3 LlamaModel::prefill(const Tokens& tokens, MultiLayerKVCache& cache) const {
+Tensor3 LlamaModel::prefill(const Tokens& tokens, ModelCache& cache) const {
   constexpr auto where = "LlamaModel::prefill";
   require(tokens.shape(1) > 0, where, "at least one token is needed, given T = 0");
   check_cache(where, cache, tokens.shape(0), tokens.shape(1));
@@ -348,53 +366,79 @@ Tensor3 LlamaModel::prefill(const Tokens& tokens, MultiLayerKVCache& cache) cons
   return run(tokens, cache.length(), &cache);
 }
 
-Tensor2 LlamaModel::decode_step(const TokenColumn& last, MultiLayerKVCache& cache) const {
+Tensor2 LlamaModel::decode_step(const TokenColumn& last, ModelCache& cache) const {
   Tokens tokens = Tokens::from_shape({last.size(), 1});
   for (std::size_t b = 0; b < last.size(); ++b) tokens(b, 0) = last(b);
   const Tensor3 logits = prefill(tokens, cache);  // (B, 1, V)
   return xt::view(logits, xt::all(), 0, xt::all());
 }
 
+std::size_t greedy_token(const Tensor1& logits) {
+  // TODO(07.6): the first id of the largest logit
+  std::size_t best = 0;
+  for (std::size_t id = 1; id < logits.size(); ++id)
+    if (logits(id) > logits(best)) best = id;
+  return best;
+  // END TODO(07.6)
+}
+
+std::vector<double> tempered_probabilities(const Tensor1& logits, float temperature) {
+  // TODO(07.7): p = softmax(logits / temperature) in double, the maximum subtracted before the exponentials
+  const double t = temperature;
+  double m = -std::numeric_limits<double>::infinity();
+  for (const float z : logits) m = std::max(m, double(z) / t);
+  std::vector<double> p(logits.size());
+  double sum = 0.0;
+  for (std::size_t id = 0; id < p.size(); ++id) sum += p[id] = std::exp(double(logits(id)) / t - m);
+  for (double& x : p) x /= sum;
+  return p;
+  // END TODO(07.7)
+}
+
+std::vector<std::size_t> top_p_nucleus(const std::vector<double>& p, double top_p) {
+  // TODO(07.8): sort the ids by p, largest first (stable: the lower id first among equals); keep them while the kept sum is below top_p (at least one)
+  std::vector<std::size_t> order(p.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return p[a] > p[b]; });
+  std::size_t kept = 0;
+  double mass = 0.0;
+  while (kept < order.size() && (kept == 0 || mass < top_p)) mass += p[order[kept++]];
+  order.resize(kept);
+  return order;
+  // END TODO(07.8)
+}
+
+std::size_t pick_token(const std::vector<double>& p, const std::vector<std::size_t>& nucleus,
+                       double u) {
+  // TODO(07.9): the first id of the nucleus at which the running sum of its probabilities exceeds u times their sum
+  double mass = 0.0;
+  for (const std::size_t id : nucleus) mass += p[id];
+  const double target = u * mass;
+  double running = 0.0;
+  for (const std::size_t id : nucleus) {
+    running += p[id];
+    if (running > target) return id;
+  }
+  return nucleus.back();  // rounding: u * mass at the very top
+  // END TODO(07.9)
+}
+
 std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u) {
-  // TODO(07.6): check the arguments; greedy at temperature 0; else softmax(logits / T) in double, keep the top_p nucleus, pick by u
   constexpr auto where = "sample_next";
-  const std::size_t nv = logits.size();
-  require(nv > 0, where, "logits need at least one token, given V = 0");
+  require(logits.size() > 0, where, "logits need at least one token, given V = 0");
   require(std::isfinite(s.temperature) && s.temperature >= 0.0f, where,
           "the temperature must be finite and >= 0, given " + std::to_string(s.temperature));
   require(s.top_p > 0.0f && s.top_p <= 1.0f, where,
           "top_p must be in (0, 1], given " + std::to_string(s.top_p));
   require(u >= 0.0 && u < 1.0, where, "u must be in [0, 1), given " + std::to_string(u));
-  if (s.temperature == 0.0f) {
-    std::size_t best = 0;
-    for (std::size_t id = 1; id < nv; ++id)
-      if (logits(id) > logits(best)) best = id;
-    return best;
-  }
-  double m = -std::numeric_limits<double>::infinity();
-  for (std::size_t id = 0; id < nv; ++id) m = std::max(m, double(logits(id)) / s.temperature);
-  std::vector<double> p(nv);
-  double sum = 0.0;
-  for (std::size_t id = 0; id < nv; ++id) sum += p[id] = std::exp(double(logits(id)) / s.temperature - m);
-  std::vector<std::size_t> order(nv);
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return p[a] > p[b]; });
-  std::size_t kept = 0;
-  double mass = 0.0;
-  while (kept < nv && (kept == 0 || mass < s.top_p * sum)) mass += p[order[kept++]];
-  const double target = u * mass;
-  double running = 0.0;
-  for (std::size_t i = 0; i < kept; ++i) {
-    running += p[order[i]];
-    if (running > target) return order[i];
-  }
-  return order[kept - 1];  // rounding: u * mass at the very top
-  // END TODO(07.6)
+  if (s.temperature == 0.0f) return greedy_token(logits);
+  const std::vector<double> p = tempered_probabilities(logits, s.temperature);
+  return pick_token(p, top_p_nucleus(p, s.top_p), u);
 }
 
 std::vector<double> next_token_nll(const Tensor2& logits, const std::vector<std::size_t>& tokens,
                                    std::size_t first) {
-  // TODO(07.7): check; for t = first ... T-2: logsumexp(logits[t]) - logits[t][tokens[t+1]], in double
+  // TODO(07.10): check; for t = first ... T-2: logsumexp(logits[t]) - logits[t][tokens[t+1]], in double
   constexpr auto where = "next_token_nll";
   const std::size_t nt = logits.shape(0), nv = logits.shape(1);
   require_equal(where, "token ids (rows of the logits, T)", nt, tokens.size());
@@ -414,11 +458,11 @@ std::vector<double> next_token_nll(const Tensor2& logits, const std::vector<std:
     nll.push_back(m + std::log(sum) - double(logits(t, next)));
   }
   return nll;
-  // END TODO(07.7)
+  // END TODO(07.10)
 }
 
 std::vector<std::size_t> generate(const LlamaModel& model, const std::vector<std::size_t>& prompt,
-                                  std::size_t max_new_tokens, MultiLayerKVCache& cache,
+                                  std::size_t max_new_tokens, ModelCache& cache,
                                   const Sampling& sampling, std::uint64_t seed,
                                   const std::vector<std::size_t>& stop,
                                   const std::function<bool(std::size_t)>& on_token,

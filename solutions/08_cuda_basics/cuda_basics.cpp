@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attn/device_buffer.hpp"
+#include "gqa.hpp"
 #include "kernels.hpp"
 
 namespace attn {
@@ -69,41 +70,24 @@ Tensor2 softmax_rows_gpu(const Tensor2& x) {
 
 Tensor4 gqa_attention_gpu(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
                           std::size_t q_offset) {
-  // TODO(08.7): the checks of lesson 03; then scores, softmax and output kernels on device buffers
   constexpr auto where = "gqa_attention_gpu";
-  const std::size_t nb = q.shape(0), nh = q.shape(1), tq = q.shape(2), d = q.shape(3);
-  const std::size_t ng = k.shape(1), tk = k.shape(2);
-  require_equal(where, "batch of k (B of q)", nb, k.shape(0));
-  require_equal(where, "head dimension of k (D of q)", d, k.shape(3));
-  require_equal(where, "batch of v (B of q)", nb, v.shape(0));
-  require_equal(where, "KV heads of v (G of k)", ng, v.shape(1));
-  require_equal(where, "length of v (Tk of k)", tk, v.shape(2));
-  require_equal(where, "head dimension of v (D of q)", d, v.shape(3));
-  require(ng > 0 && nh % ng == 0, where,
-          "the query heads must be a multiple of the KV heads: given H = " + std::to_string(nh) +
-              " query heads and G = " + std::to_string(ng) + " KV heads");
-  require(tk > 0, where, "attention needs at least one key, given Tk = 0");
-  if (mask == Mask::none) {
-    require_equal(where, "q_offset with Mask::none (only a causal mask uses positions)", 0, q_offset);
-  } else {
-    require_in_range(q_offset <= tk && tq <= tk - q_offset, where,
-                     "query positions past the last key: expected q_offset + Tq <= Tk = " +
-                         std::to_string(tk) + ", given q_offset = " + std::to_string(q_offset) +
-                         " and Tq = " + std::to_string(tq));
-  }
-  const int b = to_int(nb, where, "B"), h = to_int(nh, where, "H"), g = to_int(ng, where, "G");
-  const int iq = to_int(tq, where, "Tq"), ik = to_int(tk, where, "Tk"), id = to_int(d, where, "D");
+  check_gqa_arguments(q, k, v, mask, q_offset, where);  // lesson 03's checks, in this name
+  // This lesson's output kernel reads v rows of D values, and kernels index with ints.
+  require_equal(where, "head dimension of v (D of q)", q.shape(3), v.shape(3));
+  to_int(q.shape(0) * q.shape(1) * q.shape(2) * k.shape(2), where, "B * H * Tq * Tk");
+  const int b = to_int(q.shape(0), where, "B"), h = to_int(q.shape(1), where, "H");
+  const int g = to_int(k.shape(1), where, "G"), iq = to_int(q.shape(2), where, "Tq");
+  const int ik = to_int(k.shape(2), where, "Tk"), id = to_int(q.shape(3), where, "D");
   const int offset = to_int(q_offset, where, "q_offset");
-  to_int(nb * nh * tq * tk, where, "B * H * Tq * Tk");
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-
+  const float scale = 1.0f / std::sqrt(static_cast<float>(id));
+  // TODO(08.7): device buffers for q, k, v, the scores and the output; the scores, softmax and output kernels; out back
   const cuda::DeviceBuffer<float> dq = to_device(q), dk = to_device(k), dv = to_device(v);
-  cuda::DeviceBuffer<float> scores(nb * nh * tq * tk);  // (B, H, Tq, Tk), then the probabilities
-  cuda::DeviceBuffer<float> out(q.size());              // (B, H, Tq, D)
+  cuda::DeviceBuffer<float> scores(q.shape(0) * q.shape(1) * q.shape(2) * k.shape(2));  // (B, H, Tq, Tk)
+  cuda::DeviceBuffer<float> out(q.size());                                               // (B, H, Tq, D)
   if (q.size() == 0) return Tensor4(q.shape());
   gpu::launch_attention_scores(dq.get(), dk.get(), scores.get(), b, h, g, iq, ik, id, scale,
                                mask == Mask::causal, offset);
-  gpu::launch_softmax_rows(scores.get(), scores.get(), b * h * iq, ik);
+  gpu::launch_softmax_rows(scores.get(), scores.get(), b * h * iq, ik);  // in place: the probabilities
   gpu::launch_attention_output(scores.get(), dv.get(), out.get(), b, h, g, iq, ik, id);
   return to_host<Tensor4>(out, q.shape());
   // END TODO(08.7)

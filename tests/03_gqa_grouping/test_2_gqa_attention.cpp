@@ -112,62 +112,16 @@ TEST_CASE("decoding one query at position p equals row p of causal prefill") {
   }
 }
 
-TEST_CASE("gqa_attention rejects H not divisible by G, naming both") {
+TEST_CASE("gqa_attention checks its arguments with check_gqa_arguments, in its own name") {
   const Tensor4 q = xt::zeros<float>({1, 9, 2, 4});
   const Tensor4 kv = xt::zeros<float>({1, 2, 3, 4});
   CHECK_THROWS_WITH_AS(gqa_attention(q, kv, kv, Mask::none, 0),
                        "gqa_attention: the query heads must be a multiple of the KV heads: given "
                        "H = 9 query heads and G = 2 KV heads",
                        std::invalid_argument);
-  const Tensor4 no_heads = xt::zeros<float>({1, 0, 3, 4});
-  CHECK_THROWS_WITH_AS(gqa_attention(q, no_heads, no_heads, Mask::none, 0),
-                       doctest::Contains("G = 0 KV heads"), std::invalid_argument);
-}
-
-TEST_CASE("gqa_attention rejects mismatched batch, head dimension, KV heads and lengths") {
-  const Tensor4 q = xt::zeros<float>({2, 6, 3, 8});
-  const Tensor4 kv = xt::zeros<float>({2, 3, 5, 8});
-  CHECK_THROWS_WITH_AS(gqa_attention(q, xt::zeros<float>({1, 3, 5, 8}), kv, Mask::none, 0),
-                       "gqa_attention: batch of k (B of q): expected 2, given 1",
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gqa_attention(q, xt::zeros<float>({2, 3, 5, 7}), kv, Mask::none, 0),
-                       "gqa_attention: head dimension of k (D of q): expected 8, given 7",
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gqa_attention(q, kv, xt::zeros<float>({3, 3, 5, 8}), Mask::none, 0),
-                       "gqa_attention: batch of v (B of q): expected 2, given 3",
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gqa_attention(q, kv, xt::zeros<float>({2, 2, 5, 8}), Mask::none, 0),
-                       "gqa_attention: KV heads of v (G of k): expected 3, given 2",
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(gqa_attention(q, kv, xt::zeros<float>({2, 3, 4, 8}), Mask::causal, 0),
-                       "gqa_attention: length of v (Tk of k): expected 5, given 4",
-                       std::invalid_argument);
-  const Tensor4 empty = xt::zeros<float>({2, 3, 0, 8});
-  CHECK_THROWS_WITH_AS(gqa_attention(q, empty, empty, Mask::none, 0),
-                       "gqa_attention: attention needs at least one key, given Tk = 0",
-                       std::invalid_argument);
-}
-
-TEST_CASE("gqa_attention rejects a query offset without a causal mask") {
-  const Tensor4 q = xt::zeros<float>({1, 4, 2, 8});
-  const Tensor4 kv = xt::zeros<float>({1, 2, 5, 8});
-  CHECK_THROWS_WITH_AS(gqa_attention(q, kv, kv, Mask::none, 3),
-                       "gqa_attention: q_offset with Mask::none (only a causal mask uses "
-                       "positions): expected 0, given 3",
-                       std::invalid_argument);
-}
-
-TEST_CASE("gqa_attention rejects causal queries that end past the last key") {
-  const Tensor4 q = xt::zeros<float>({1, 4, 4, 8});
-  const Tensor4 kv = xt::zeros<float>({1, 2, 5, 8});
-  CHECK_THROWS_WITH_AS(gqa_attention(q, kv, kv, Mask::causal, 2),
+  const Tensor4 q4 = xt::zeros<float>({1, 4, 4, 8}), kv5 = xt::zeros<float>({1, 2, 5, 8});
+  CHECK_THROWS_WITH_AS(gqa_attention(q4, kv5, kv5, Mask::causal, 2),
                        "gqa_attention: query positions past the last key: expected q_offset + "
                        "Tq <= Tk = 5, given q_offset = 2 and Tq = 4",
                        std::out_of_range);
-  const Tensor4 long_q = xt::zeros<float>({1, 4, 6, 8});
-  CHECK_THROWS_AS(gqa_attention(long_q, kv, kv, Mask::causal, 0), std::out_of_range);
-  // An offset so large that q_offset + Tq wraps around is still out of range.
-  CHECK_THROWS_AS(gqa_attention(q, kv, kv, Mask::causal, SIZE_MAX - 1), std::out_of_range);
-  // The last valid offset is accepted: the 4 queries sit at positions 1 ... 4.
-  CHECK_NOTHROW(gqa_attention(q, kv, kv, Mask::causal, 1));
 }

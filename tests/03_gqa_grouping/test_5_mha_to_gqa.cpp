@@ -17,6 +17,15 @@ MHAWeights random_mha(std::size_t d_model, std::size_t width, std::uint64_t seed
 }
 }  // namespace
 
+TEST_CASE("pool_kv_heads averages consecutive head blocks: a hand-computed case") {
+  // 2 rows, H = 6 heads of D = 1, G = 2: groups {0, 1, 2} and {3, 4, 5}.
+  // (Strided groups {0, 2, 4} and {1, 3, 5} would give 3 and 4 in row 0.)
+  const Tensor2 w{{1, 2, 6, 4, 5, 9}, {0, 0, 3, 30, 0, 0}};
+  CHECK(pool_kv_heads(w, 6, 2) == Tensor2{{3, 6}, {1, 10}});
+  CHECK(pool_kv_heads(w, 6, 6) == w);                             // G == H keeps every head
+  CHECK(pool_kv_heads(w, 6, 1) == Tensor2{{4.5f}, {5.5f}});  // G = 1 averages all: 27/6, 33/6
+}
+
 TEST_CASE("mha_to_gqa mean-pools consecutive K and V heads: a hand-computed case") {
   // d_model = 1, H = 4 heads of D = 2, G = 2: head h owns columns 2h and 2h + 1.
   // K heads: h0 = (1, 2), h1 = (3, 4), h2 = (5, 6), h3 = (7, 8).

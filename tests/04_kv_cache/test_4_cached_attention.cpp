@@ -2,8 +2,10 @@
 #include "kv_cache.hpp"
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -25,6 +27,74 @@ Tensor4 concat_time(const Tensor4& a, const Tensor4& b) {
 }
 
 }  // namespace
+
+TEST_CASE("attend_cached_row: one query row over keys 0 ... last, rows row_stride apart, against float64") {
+  // Rows of D = 3 floats, 5 apart (the padding holds 1e9, which must never be read), 6 positions.
+  const std::size_t d = 3, stride = 5, positions = 6;
+  std::vector<float> k(positions * stride, 1e9f), v(positions * stride, 1e9f);
+  for (std::size_t j = 0; j < positions; ++j)
+    for (std::size_t c = 0; c < d; ++c) {
+      k[j * stride + c] = std::sin(1.0f + float(j * d + c));
+      v[j * stride + c] = std::cos(2.0f + float(j * d + c));
+    }
+  const std::array<float, 3> q{0.7f, -1.3f, 2.1f};
+  for (std::size_t last = 0; last < positions; ++last) {
+    CAPTURE(last);
+    std::array<float, 3> out{-7.0f, -7.0f, -7.0f};  // overwritten, not added to
+    std::vector<float> weights(last + 1, 1e9f);      // scratch: whatever it held is overwritten
+    attend_cached_row(q.data(), k.data(), v.data(), stride, last, d, weights.data(), out.data());
+    // float64: softmax of q . k_j / sqrt(D) over j <= last, then the weighted sum.
+    std::vector<double> w(last + 1);
+    double m = -1e300, sum = 0;
+    for (std::size_t j = 0; j <= last; ++j) {
+      double s = 0;
+      for (std::size_t c = 0; c < d; ++c) s += double(q[c]) * double(k[j * stride + c]);
+      w[j] = s / std::sqrt(double(d));
+      m = std::max(m, w[j]);
+    }
+    for (double& x : w) sum += x = std::exp(x - m);
+    const Tolerance tol = tol_attention(d, last + 1, 2.1, 1.0, 1.0);  // |q| <= 2.1, |k|, |v| <= 1
+    for (std::size_t c = 0; c < d; ++c) {
+      double ref = 0;
+      for (std::size_t j = 0; j <= last; ++j) ref += w[j] / sum * double(v[j * stride + c]);
+      CHECK(std::abs(double(out[c]) - ref) <= tol.atol);
+    }
+  }
+}
+
+TEST_CASE("gqa_attention_in_place attends over views of (B, G, capacity, D) buffers in place, causally, query head h on KV head h / (H/G)") {
+  // No KVCache here: two buffers of capacity 9 hold T = 6 positions, and the free
+  // positions hold NaN, so reading one of them poisons the output.
+  const std::size_t nb = 2, nh = 6, ng = 2, cap = 9, t = 6, d = 5;
+  Tensor4 k_buffer = random_uniform<4>({nb, ng, cap, d}, 4401);
+  Tensor4 v_buffer = random_uniform<4>({nb, ng, cap, d}, 4402);
+  for (Tensor4* buffer : {&k_buffer, &v_buffer})
+    xt::view(*buffer, xt::all(), xt::all(), xt::range(t, cap), xt::all()) =
+        std::numeric_limits<float>::quiet_NaN();
+  const Tensor4& kb = k_buffer;
+  const Tensor4& vb = v_buffer;
+  const KVView keys = xt::view(kb, xt::all(), xt::all(), xt::range(std::size_t{0}, t), xt::all());
+  const KVView values = xt::view(vb, xt::all(), xt::all(), xt::range(std::size_t{0}, t), xt::all());
+  const Tensor4 k_stored = keys, v_stored = values;  // copies, for the reference only
+  for (const std::size_t tq : {std::size_t{1}, std::size_t{2}, t}) {
+    CAPTURE(tq);
+    const Tensor4 q = random_uniform<4>({nb, nh, tq, d}, 4403 + tq);
+    ATTN_CHECK_CLOSE(gqa_attention_in_place(q, keys, values),
+                     ref::attention(q, k_stored, v_stored, true, t - tq),
+                     tol_attention(d, t, 1.0, 1.0, 1.0));
+  }
+  // Its checks are given code; they name it.
+  CHECK_THROWS_WITH_AS(gqa_attention_in_place(Tensor4({nb, std::size_t{5}, std::size_t{1}, d}), keys, values),
+                       "gqa_attention_in_place: the query heads must be a multiple of the KV heads: "
+                       "given H = 5 query heads and G = 2 KV heads",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gqa_attention_in_place(Tensor4({nb, nh, std::size_t{1}, d}), keys,
+                                              xt::view(kb, xt::all(), xt::all(),
+                                                       xt::range(std::size_t{0}, t - 1), xt::all())),
+                       "gqa_attention_in_place: values (the shape of keys): expected shape (2, 2, "
+                       "6, 5), given (2, 2, 5, 5)",
+                       std::invalid_argument);
+}
 
 TEST_CASE("cached attention equals lesson 03 gqa_attention and the float64 reference, for prefill and decode steps, G in {1, H/4, H}") {
   const std::size_t nb = 2, nh = 8, d = 16, cap = 24;

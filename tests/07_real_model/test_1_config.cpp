@@ -1,5 +1,6 @@
-// Lesson 07, part 1: the model's sizes come from the GGUF metadata. A tiny Llama model is
-// written as a GGUF file in memory, so these tests need no download.
+// Lesson 07, part 1: the model's sizes come from the GGUF metadata (read_llama_config), and
+// llama_config refuses what the model could not run. A tiny Llama model is written as a
+// GGUF file in memory, so these tests need no download.
 #include "llama_model.hpp"
 
 #include "attn/testing.hpp"
@@ -61,16 +62,35 @@ TEST_CASE("llama_config refuses inconsistent heads with a message naming H and G
   // 16 channels do not split into 3 heads.
   CHECK_THROWS_WITH_AS(config_of(tiny::writer(w, "", "llama.attention.head_count", 3)),
                        doctest::Contains("given 16 and 3"), std::invalid_argument);
+  // A size of 0 is refused as it is read, naming its key.
   CHECK_THROWS_WITH_AS(config_of(tiny::writer(w, "", "llama.attention.head_count_kv", 0)),
-                       doctest::Contains("head_count_kv 0"), std::invalid_argument);
+                       doctest::Contains("llama.attention.head_count_kv must be at least 1, given 0"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(config_of(tiny::writer(w, "", "llama.attention.head_count", 0)),
+                       doctest::Contains("llama.attention.head_count must be at least 1, given 0"),
+                       std::invalid_argument);
   // d_model 16 in 8 heads of D = 2 is fine; in 16 heads of D = 1 RoPE has no pairs.
   CHECK_THROWS_WITH_AS(config_of(tiny::writer(w, "", "llama.attention.head_count", 16)),
                        doctest::Contains("D = 1"), std::invalid_argument);
 }
 
-TEST_CASE("llama_config refuses another architecture") {
+TEST_CASE("llama_config reads general.architecture \"llama\" and refuses another") {
   const tiny::Weights w = tiny::make_weights(tiny::Spec{});
+  CHECK(config_of(tiny::writer(w)).n_layers == 2);
   auto writer = tiny::writer(w, "general.architecture");
   writer.str("general.architecture", "gpt2");
   CHECK_THROWS_WITH_AS(config_of(writer), doctest::Contains("\"gpt2\""), std::invalid_argument);
+}
+
+TEST_CASE("llama_config refuses an epsilon or a RoPE base that is not a number > 0") {
+  tiny::Spec s;
+  s.eps = 0.0f;
+  CHECK_THROWS_WITH_AS(config_of(tiny::writer(tiny::make_weights(s))),
+                       doctest::Contains("layer_norm_rms_epsilon must be a finite number > 0, given 0"),
+                       std::invalid_argument);
+  s.eps = 1e-5f;
+  s.theta = -1.0;
+  CHECK_THROWS_WITH_AS(config_of(tiny::writer(tiny::make_weights(s))),
+                       doctest::Contains("rope.freq_base must be a finite number > 0, given -1"),
+                       std::invalid_argument);
 }

@@ -79,7 +79,7 @@ TEST_CASE("prefill and decode steps equal the uncached forward, and the cache ho
   const LlamaModel model(load_llama(tiny::file(ref)));
   std::vector<std::vector<tiny::Vec>> keys;
   const auto expected = as_tensor(tiny::forward(ref, kTokens, &keys));
-  MultiLayerKVCache cache = model.make_cache(1, 16);
+  ModelCache cache = model.make_cache(1, 16);  // lesson 04's KVCache in every layer
   const std::vector<std::size_t> prompt(kTokens.begin(), kTokens.begin() + 4);
   const Tensor3 first = model.prefill(as_tokens(prompt), cache);
   const Tensor2 first2 = xt::view(first, 0, xt::all(), xt::all());
@@ -94,7 +94,7 @@ TEST_CASE("prefill and decode steps equal the uncached forward, and the cache ho
   REQUIRE(cache.length() == kTokens.size());
   const std::size_t d = s.head_dim();
   for (std::size_t l = 0; l < s.n_layers; ++l) {
-    const Tensor4 k = cache.layer(l).keys();  // (1, G, T, D)
+    const Tensor4 k = dynamic_cast<const KVCacheLayer&>(cache.layer(l)).kv().keys();  // (1, G, T, D)
     xt::xtensor<double, 4> k_ref = xt::zeros<double>({std::size_t{1}, s.n_kv_heads, kTokens.size(), d});
     for (std::size_t g = 0; g < s.n_kv_heads; ++g)
       for (std::size_t t = 0; t < kTokens.size(); ++t)
@@ -106,16 +106,17 @@ TEST_CASE("prefill and decode steps equal the uncached forward, and the cache ho
 TEST_CASE("a full cache or a token outside the vocabulary is out_of_range and leaves the cache unchanged") {
   const tiny::Weights ref = tiny::make_weights(tiny::Spec{});
   const LlamaModel model(load_llama(tiny::file(ref)));
-  MultiLayerKVCache cache = model.make_cache(1, 5);
+  ModelCache cache = model.make_cache(1, 5);
   model.prefill(as_tokens({1, 2, 3}), cache);
-  const Tensor4 before = cache.layer(1).keys();
+  const KVCache& layer1 = dynamic_cast<const KVCacheLayer&>(cache.layer(1)).kv();
+  const Tensor4 before = layer1.keys();
   CHECK_THROWS_WITH_AS(model.prefill(as_tokens({4, 5, 6}), cache),
                        doctest::Contains("holds 3 of 5, given 3 more"), std::out_of_range);
   CHECK_THROWS_WITH_AS(model.decode_step(TokenColumn({23}), cache),
                        doctest::Contains("expected an id < 23, given 23"), std::out_of_range);
   CHECK(cache.length() == 3);
-  CHECK(Tensor4(cache.layer(1).keys()) == before);
-  MultiLayerKVCache other(2, 1, 1, 8, 4);  // G = 1: not this model's cache
+  CHECK(Tensor4(layer1.keys()) == before);
+  ModelCache other(CacheShape{2, 1, 1, 8, 4});  // G = 1: not this model's cache
   CHECK_THROWS_WITH_AS(model.prefill(as_tokens({1}), other),
                        doctest::Contains("KV heads of the cache"), std::invalid_argument);
 }
@@ -126,10 +127,13 @@ TEST_CASE("expand_kv_heads makes an MHA model with the same logits and an H/G ti
   const LlamaModel native(gqa);
   const LlamaModel mha(expand_kv_heads(gqa));
   CHECK(mha.config().n_kv_heads == 4);
-  const Tensor3 a = native.forward(as_tokens(kTokens));
-  const Tensor3 b = mha.forward(as_tokens(kTokens));
+  ModelCache native_cache = native.make_cache(1, 16), mha_cache = mha.make_cache(1, 16);
+  const Tensor3 a = native.prefill(as_tokens(kTokens), native_cache);
+  const Tensor3 b = mha.prefill(as_tokens(kTokens), mha_cache);
   ATTN_CHECK_CLOSE(b, a, tol_relative_to_max(1e-5, a));
-  CHECK(mha.make_cache(1, 10).bytes_allocated() == 2 * native.make_cache(1, 10).bytes_allocated());
+  // 2 L B G T D float32 numbers: G = 2 here, 4 expanded.
+  CHECK(native_cache.bytes_used() == 2 * 2 * 1 * 2 * kTokens.size() * 4 * sizeof(float));
+  CHECK(mha_cache.bytes_used() == 2 * native_cache.bytes_used());
 }
 
 TEST_CASE("pool_kv_heads averages the K and V projections of the heads each new head replaces") {

@@ -11,7 +11,7 @@ TEST_CASE("greedy generation with the cache gives the tokens of the uncached loo
   s.theta = 500.0;
   const LlamaModel model(load_llama(tiny::file(tiny::make_weights(s))));
   const std::vector<std::size_t> prompt = {4, 8, 15, 16, 23 % 23, 3};
-  MultiLayerKVCache cache = model.make_cache(1, 32);
+  ModelCache cache = model.make_cache(1, 32);
   GenerationStats stats;
   const auto cached = generate(model, prompt, 20, cache, {}, 0, {}, {}, &stats);
   CHECK(cached == generate_uncached(model, prompt, 20));
@@ -23,33 +23,32 @@ TEST_CASE("greedy generation with the cache gives the tokens of the uncached loo
 TEST_CASE("generate stops at a stop token or when the callback says so, and checks room first") {
   const LlamaModel model(load_llama(tiny::file(tiny::make_weights(tiny::Spec{}))));
   const std::vector<std::size_t> prompt = {1, 2, 3};
-  MultiLayerKVCache cache = model.make_cache(1, 32);
-  const auto all = generate(model, prompt, 10, cache);
-  cache.reset();
-  const auto stopped = generate(model, prompt, 10, cache, {}, 0, {all[3]});
+  ModelCache first = model.make_cache(1, 32);
+  const auto all = generate(model, prompt, 10, first);
+  ModelCache second = model.make_cache(1, 32);
+  const auto stopped = generate(model, prompt, 10, second, {}, 0, {all[3]});
   CHECK(stopped.size() <= 4);
   CHECK(stopped.back() == all[3]);
-  cache.reset();
+  ModelCache third = model.make_cache(1, 32);
   std::vector<std::size_t> seen;
-  const auto two = generate(model, prompt, 10, cache, {}, 0, {}, [&](std::size_t id) {
+  const auto two = generate(model, prompt, 10, third, {}, 0, {}, [&](std::size_t id) {
     seen.push_back(id);
     return seen.size() < 2;
   });
   CHECK(two == seen);
   CHECK(two.size() == 2);
-  cache.reset();
-  CHECK_THROWS_WITH_AS(generate(model, prompt, 30, cache), doctest::Contains("room for 32"),
+  ModelCache fourth = model.make_cache(1, 32);
+  CHECK_THROWS_WITH_AS(generate(model, prompt, 30, fourth), doctest::Contains("room for 32"),
                        std::out_of_range);
-  CHECK(cache.length() == 0);
+  CHECK(fourth.length() == 0);
 }
 
 TEST_CASE("sampled generation is reproducible from its seed") {
   const LlamaModel model(load_llama(tiny::file(tiny::make_weights(tiny::Spec{}))));
-  MultiLayerKVCache a = model.make_cache(1, 40), b = model.make_cache(1, 40);
+  ModelCache a = model.make_cache(1, 40), b = model.make_cache(1, 40), c = model.make_cache(1, 40);
   const Sampling hot{1.5f, 0.95f};
   const auto x = generate(model, {5, 6, 7}, 30, a, hot, 42);
   const auto y = generate(model, {5, 6, 7}, 30, b, hot, 42);
   CHECK(x == y);
-  a.reset();
-  CHECK(generate(model, {5, 6, 7}, 30, a, hot, 43) != x);
+  CHECK(generate(model, {5, 6, 7}, 30, c, hot, 43) != x);
 }

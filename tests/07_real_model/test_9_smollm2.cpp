@@ -160,7 +160,7 @@ TEST_CASE("SmolLM2: greedy generation with the cache continues the chat prompt a
   if (model == nullptr) return;
   const auto prompt = ids("chat.ids");
   const auto expected = ids("chat.greedy");
-  MultiLayerKVCache cache = model->make_cache(1, prompt.size() + expected.size());
+  ModelCache cache = model->make_cache(1, prompt.size() + expected.size());
   CHECK(generate(*model, prompt, expected.size(), cache) == expected);
 }
 
@@ -168,7 +168,7 @@ TEST_CASE("SmolLM2: greedy generation with the cache equals the uncached loop, t
   const LlamaModel* model = smollm2();
   if (model == nullptr) return;
   const auto prompt = ids("tricky.ids");
-  MultiLayerKVCache cache = model->make_cache(1, prompt.size() + 24);
+  ModelCache cache = model->make_cache(1, prompt.size() + 24);
   CHECK(generate(*model, prompt, 24, cache) == generate_uncached(*model, prompt, 24));
 }
 
@@ -177,7 +177,7 @@ TEST_CASE("SmolLM2: prefill and decode steps give the logits of the uncached for
   if (model == nullptr) return;
   const auto seq = ids("gpl3.ids");  // 128 tokens: prefill 100, then 8 decode steps
   const Tensor3 full = model->forward(as_tokens(std::vector<std::size_t>(seq.begin(), seq.begin() + 108)));
-  MultiLayerKVCache cache = model->make_cache(1, 108);
+  ModelCache cache = model->make_cache(1, 108);
   const Tensor3 first = model->prefill(as_tokens(std::vector<std::size_t>(seq.begin(), seq.begin() + 100)), cache);
   const Tensor3 full_first = xt::view(full, xt::all(), xt::range(0, 100), xt::all());
   ATTN_CHECK_CLOSE(first, full_first, tol_relative_to_max(1e-5, full_first));
@@ -194,10 +194,14 @@ TEST_CASE("SmolLM2: the model expanded to MHA reproduces the native logits, with
   if (model == nullptr) return;
   const LlamaModel mha(expand_kv_heads(model->weights()));
   const auto prompt = ids("chat.ids");
-  const Tensor3 native = model->forward(as_tokens(prompt));
-  const Tensor3 expanded = mha.forward(as_tokens(prompt));
+  ModelCache native_cache = model->make_cache(1, prompt.size());
+  ModelCache mha_cache = mha.make_cache(1, prompt.size());
+  const Tensor3 native = model->prefill(as_tokens(prompt), native_cache);
+  const Tensor3 expanded = mha.prefill(as_tokens(prompt), mha_cache);
   ATTN_CHECK_CLOSE(expanded, native, tol_relative_to_max(1e-5, native));
-  CHECK(mha.make_cache(1, 2048).bytes_allocated() == 3 * model->make_cache(1, 2048).bytes_allocated());
+  // 2 L G D float32 numbers per token: 46 080 bytes for G = 3, 138 240 for G = 9.
+  CHECK(native_cache.bytes_used() == prompt.size() * 46080);
+  CHECK(mha_cache.bytes_used() == 3 * native_cache.bytes_used());
 }
 
 TEST_CASE("SmolLM2: the next-token NLLs of GPL-3's first 512-token chunk match the reference") {
