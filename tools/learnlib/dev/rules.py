@@ -31,7 +31,10 @@ MAX_TODO_LINES = 25
 SIZE_ALLOWED: Dict[str, str] = {}
 # TODOs that the split of their lesson will make reachable (their kernel, a later TODO,
 # throws first today); the same issue empties this list, printed in every run too.
-REACH_ALLOWED: Dict[str, str] = {}
+REACH_ALLOWED: Dict[str, str] = {
+    "07.4": "LlamaModel::attention is private and reached only through run; every model test builds its model with read_llama_config (07.1)",
+    "07.5": "LlamaModel::run: every model test builds its model with read_llama_config (07.1) first",
+}
 
 
 # --------------------------------------------------------------------------------------
