@@ -6,7 +6,7 @@
 // Versions:
 //   1. flash_attention_kernel, float32, one warp per query row, 16 rows x 32 keys per tile (lesson 09)
 //   2. flash_attention_fp16_kernel, q, k, v in half, both products on the tensor cores
-//      (wmma), 64 rows x 64 keys per tile, softmax and output in float32 (lesson 09, section 8)
+//      (wmma), 64 rows x 64 keys per tile, softmax and output in float32 (lesson 09, section 14)
 // Baselines, in the same run (attn/cublas_attention.hpp):
 //   3. cuBLAS f32: the unfused attention of lesson 08 on a library: S = Q K^T as batched
 //      GEMMs that read each K/V head once per group, a softmax kernel, O = P V.

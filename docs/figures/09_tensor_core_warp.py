@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Draws docs/figures/09_tensor_core_warp.svg: one warp's work on one K/V tile in the
-tensor-core kernel of lesson 09 (section 8), drawn at D = 64.
+tensor-core kernel of lesson 09 (section 14), drawn at D = 64.
 
 Left: S_w = Q_w K^T as 16 x 16 tiles, the way a matrix product is usually laid out
 (K^T above the result, Q_w to its left); one output tile is highlighted with the row

@@ -21,7 +21,8 @@ namespace attn {
 /// @throws std::invalid_argument if n_rep is 0.
 Tensor4 repeat_kv(const Tensor4& kv, std::size_t n_rep);
 
-/// The argument checks of GQA attention, written once: lessons 04 and 08-10 call them too.
+/// The argument checks of GQA attention, written once: the GPU attentions of lessons 08-10
+/// call them too (lesson 04 checks the views of its cache by the same rules, in given code).
 /// q (B, H, Tq, D), k (B, G, Tk, D), v (B, G, Tk, Dv). Throws std::invalid_argument for
 /// mismatched B, D, G or Tk, H not a multiple of G, Tk = 0, or q_offset != 0 with Mask::none;
 /// std::out_of_range for q_offset + Tq > Tk. `where` names the caller in every message.

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,7 +28,8 @@ using KVView = decltype(xt::view(std::declval<const Tensor4&>(), xt::all(), xt::
 /// tokens into the next free positions and never reallocates.
 class KVCache {
  public:
-  /// Allocates K and V, each (batch, kv_heads, capacity, head_dim), filled with zeros.
+  /// Allocates K and V, each (batch, kv_heads, capacity, head_dim), filled with zeros: the
+  /// only allocation the cache makes (given code, README section 3).
   /// @throws std::invalid_argument if any size is 0.
   KVCache(std::size_t batch, std::size_t kv_heads, std::size_t capacity, std::size_t head_dim);
 
@@ -78,29 +80,50 @@ std::uint64_t kv_cache_bytes(std::uint64_t layers, std::uint64_t batch, std::uin
                              std::uint64_t tokens, std::uint64_t head_dim,
                              std::uint64_t element_bytes);
 
-/// The checks of gqa_attention_cached (given): B and D of q equal to the cache's, G
-/// dividing H (std::invalid_argument), Tq <= length() (std::out_of_range), at least one
-/// cached key (std::invalid_argument); every message starts "gqa_attention_cached: ".
-void check_cached_attention(const Tensor4& q, const KVCache& cache);
+/// The checks of cached attention (given): values of the shape of keys, B and D of q equal
+/// to theirs, G dividing H (std::invalid_argument), Tq <= T (std::out_of_range), at least
+/// one stored key (std::invalid_argument); every message starts with `where`.
+/// @param q      (B, H, Tq, D)
+/// @param keys   (B, G, T, D), a view of a cache's K buffer
+/// @param values (B, G, T, D), a view of a cache's V buffer
+/// @param where  the caller, the first word of every message
+void check_cached_attention(const Tensor4& q, const KVView& keys, const KVView& values,
+                            std::string_view where);
 
 /// One query row of cached attention, reading keys and values in place: out_row =
 /// sum_j softmax_j(q_row . k_j / sqrt(D)) v_j over j = 0 ... last, where key j is the D
 /// floats at k_rows + j * row_stride and value j those at v_rows + j * row_stride.
-/// @param q_row   D floats
-/// @param last    the last position the row may see (inclusive)
-/// @param out_row D floats, overwritten
+/// @param q_row      D floats
+/// @param k_rows     key 0 of the row's KV head; key j starts row_stride floats after key j-1
+/// @param v_rows     value 0, laid out as the keys
+/// @param row_stride floats from one position to the next (D for the cache's buffers)
+/// @param last       the last position the row may see (inclusive)
+/// @param d          D, the head dimension
+/// @param weights    scratch for the last + 1 attention weights (the caller allocates it once)
+/// @param out_row    D floats, overwritten
 void attend_cached_row(const float* q_row, const float* k_rows, const float* v_rows,
-                       std::size_t row_stride, std::size_t last, std::size_t d, float* out_row);
+                       std::size_t row_stride, std::size_t last, std::size_t d, float* weights,
+                       float* out_row);
 
-/// Causal grouped-query attention of the last Tq positions over the cache, reading the
-/// cache's buffers in place (no copy of K or V). Query row i sits at position
-/// length() - Tq + i and sees keys 0 ... length() - Tq + i; query head h reads KV head
-/// h / (H/G). Equals gqa_attention(q, keys, values, Mask::causal, length() - Tq).
+/// Causal grouped-query attention of the last Tq positions over stored keys and values,
+/// read in place through their views (no copy of K or V). Query row i sits at position
+/// T - Tq + i and sees keys 0 ... T - Tq + i; query head h reads KV head h / (H/G).
+/// Equals gqa_attention(q, keys, values, Mask::causal, T - Tq).
+/// @param q      (B, H, Tq, D), G dividing H: the queries of the tokens appended last
+/// @param keys   (B, G, T, D), T >= Tq and T >= 1: a view of a (B, G, capacity, D) buffer
+/// @param values (B, G, T, D), the same kind of view
+/// @return       (B, H, Tq, D)
+/// @throws as check_cached_attention, in messages that start "gqa_attention_in_place: ".
+Tensor4 gqa_attention_in_place(const Tensor4& q, const KVView& keys, const KVView& values);
+
+/// Causal grouped-query attention of the last Tq positions over the cache:
+/// gqa_attention_in_place(q, cache.keys(), cache.values()), reading the cache's buffers in
+/// place. Query row i sits at position length() - Tq + i.
 /// @param q     (B, H, Tq, D), G dividing H: the queries of the tokens appended last
-/// @param cache holds at least Tq tokens
+/// @param cache holds at least Tq tokens, and at least one
 /// @return      (B, H, Tq, D)
 /// @throws std::invalid_argument if B or D differ from the cache's, G does not divide H,
-///         or the cache and q are both empty (no key to attend to).
+///         or the cache is empty (no key to attend to).
 /// @throws std::out_of_range if Tq > cache.length().
 Tensor4 gqa_attention_cached(const Tensor4& q, const KVCache& cache);
 

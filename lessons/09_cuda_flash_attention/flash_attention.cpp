@@ -1,6 +1,6 @@
-// Lesson 09, the host side: check, copy to the device, launch the fused kernel, copy back.
-// Fill in the body between TODO(09.1) and END TODO(09.1): the checks that both host
-// functions below make.
+// Lesson 09, the host side (given code, README section 2): check the arguments with
+// lesson 03's check_gqa_arguments and the kernels' own limits, copy to the device,
+// launch a fused kernel, copy back. The lesson's TODOs are in flash_kernels.cu.
 #include "flash_attention.hpp"
 
 #include <algorithm>
@@ -13,6 +13,7 @@
 #include "attn/cuda_fp16.hpp"
 #include "attn/device_buffer.hpp"
 #include "flash_kernels.hpp"
+#include "gqa.hpp"
 
 namespace attn {
 
@@ -51,14 +52,24 @@ struct FlashSizes {
   float scale;
 };
 
-/// Checks a call of `where` (flash_attention_gpu or flash_attention_gpu_fp16): the
-/// shapes, divisibility and offset rules of lesson 03 with its messages, and the
-/// kernels' limits (1 <= D <= kFlashMaxHeadDim, B * H <= 65535). Returns the sizes.
+/// Checks a call of `where` (flash_attention_gpu or flash_attention_gpu_fp16): lesson 03's
+/// rules for q, k, v, the mask and the offset, with its messages, then the kernels' own
+/// limits (README section 2). Returns the sizes as the ints that kernels index with.
 FlashSizes check_flash_arguments(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
                                  std::size_t q_offset, const char* where) {
-  // TODO(09.1): the checks of lesson 03, 1 <= D <= kFlashMaxHeadDim and B * H <= 65535 (messages: README section 2); the sizes as ints, scale = 1/sqrt(D)
-  throw NotImplemented("09.1", "2. The host side");
-  // END TODO(09.1)
+  check_gqa_arguments(q, k, v, mask, q_offset, where);
+  const std::size_t nb = q.shape(0), nh = q.shape(1), d = q.shape(3);
+  // The kernels' limits: the output has D columns, and so has every shared tile.
+  require_equal(where, "head dimension of v (D of q)", d, v.shape(3));
+  require(d >= 1 && d <= static_cast<std::size_t>(gpu::kFlashMaxHeadDim), where,
+          "the head dimension must be between 1 and " + std::to_string(gpu::kFlashMaxHeadDim) +
+              " (the kernel's shared-memory tiles), given D = " + std::to_string(d));
+  require(nb * nh <= 65535, where,
+          "B * H must be at most 65535 (the grid's y dimension), given " + std::to_string(nb * nh));
+  to_int(std::max(q.size(), k.size()), where, "the elements of q and of k");
+  return {to_int(nb, where, "B"),          to_int(nh, where, "H"),          to_int(k.shape(1), where, "G"),
+          to_int(q.shape(2), where, "Tq"), to_int(k.shape(2), where, "Tk"), to_int(d, where, "D"),
+          to_int(q_offset, where, "q_offset"), 1.0f / std::sqrt(static_cast<float>(d))};
 }
 
 }  // namespace

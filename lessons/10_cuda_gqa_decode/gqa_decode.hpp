@@ -10,12 +10,18 @@
 
 namespace attn {
 
+class KVCache;  // lesson 04
+
 /// One layer's K and V cache in device memory, each (B, G, capacity, D) float32, in
 /// the compact G-head layout of lesson 04: allocated once, appended to on the device.
 class DeviceKVCache {
  public:
   /// @throws std::invalid_argument if any size is 0.
   DeviceKVCache(std::size_t batch, std::size_t kv_heads, std::size_t capacity, std::size_t head_dim);
+
+  /// A copy of lesson 04's cache on the device: its sizes, its length and the tokens it
+  /// holds (a prompt prefilled on the host, say). Copies by cudaMemcpy, not by append.
+  explicit DeviceKVCache(const KVCache& host);
 
   /// Copies k_new and v_new (B, G, Tn, D) to the device and writes them, by a kernel,
   /// at positions length() .. length() + Tn - 1.

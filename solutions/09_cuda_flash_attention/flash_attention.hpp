@@ -19,8 +19,10 @@ namespace attn {
 /// gqa_attention: `Mask::causal` places query row i at position q_offset + i (keys
 /// j <= q_offset + i are visible); `Mask::none` needs q_offset == 0.
 /// @return (B, H, Tq, D)
-/// @throws std::invalid_argument on mismatched shapes, H not divisible by G, Tk == 0,
-///         or D outside 1..128 (the kernel's tiles hold at most 128 columns).
+/// @throws std::invalid_argument on what lesson 03's check_gqa_arguments refuses (mismatched
+///         shapes, H not divisible by G, Tk == 0, q_offset with Mask::none), on v's D differing
+///         from q's, D outside 1..128 (the kernel's tiles hold at most 128 columns), or
+///         B * H > 65535 (the grid's y dimension).
 /// @throws std::out_of_range if q_offset + Tq > Tk.
 Tensor4 flash_attention_gpu(const Tensor4& q, const Tensor4& k, const Tensor4& v, Mask mask,
                             std::size_t q_offset);

@@ -9,7 +9,11 @@
 #include <string>
 #include <vector>
 
+#include <xtensor/xview.hpp>
+
 #include "decode_kernels.hpp"
+#include "gqa.hpp"
+#include "kv_cache.hpp"
 
 namespace attn {
 
@@ -37,6 +41,15 @@ std::size_t cache_elements(std::size_t batch, std::size_t kv_heads, std::size_t 
   return batch * kv_heads * capacity * head_dim;
 }
 
+/// The (B, G, length, D) tokens of a view of lesson 04's cache in a (B, G, capacity, D)
+/// tensor, zeros past length: the layout of the device buffers.
+template <class View>
+Tensor4 padded_to_capacity(const View& stored, std::size_t capacity) {
+  Tensor4 all = xt::zeros<float>({stored.shape(0), stored.shape(1), capacity, stored.shape(3)});
+  xt::view(all, xt::all(), xt::all(), xt::range(std::size_t{0}, stored.shape(2)), xt::all()) = stored;
+  return all;
+}
+
 }  // namespace
 
 DeviceKVCache::DeviceKVCache(std::size_t batch, std::size_t kv_heads, std::size_t capacity,
@@ -47,6 +60,14 @@ DeviceKVCache::DeviceKVCache(std::size_t batch, std::size_t kv_heads, std::size_
       head_dim_(head_dim),
       k_(cache_elements(batch, kv_heads, capacity, head_dim)),
       v_(cache_elements(batch, kv_heads, capacity, head_dim)) {}
+
+DeviceKVCache::DeviceKVCache(const KVCache& host)
+    : DeviceKVCache(host.batch(), host.kv_heads(), host.capacity(), host.head_dim()) {
+  const Tensor4 k = padded_to_capacity(host.keys(), capacity_), v = padded_to_capacity(host.values(), capacity_);
+  k_.upload(std::span<const float>(k.data(), k.size()));
+  v_.upload(std::span<const float>(v.data(), v.size()));
+  length_ = host.length();
+}
 
 Tensor4 DeviceKVCache::download_prefix(const cuda::DeviceBuffer<float>& buffer) const {
   const std::vector<float> all = buffer.download();  // (B, G, capacity, D)
@@ -63,7 +84,8 @@ Tensor4 DeviceKVCache::keys() const { return download_prefix(k_); }
 Tensor4 DeviceKVCache::values() const { return download_prefix(v_); }
 
 void DeviceKVCache::append(const Tensor4& k_new, const Tensor4& v_new) {
-  // TODO(10.1): lesson 04's checks (shapes, then room, before writing anything); k_new and v_new to the device; launch_kv_append at length_; length_ += Tn
+  // Lesson 04's checks, with its messages, before anything is written: a refused append
+  // leaves the cache unchanged.
   constexpr auto where = "DeviceKVCache::append";
   const std::size_t tn = k_new.shape(2);
   require_shape(where, "k_new (B, G, Tn, D)", std::array{batch_, kv_heads_, tn, head_dim_}, k_new.shape());
@@ -72,26 +94,28 @@ void DeviceKVCache::append(const Tensor4& k_new, const Tensor4& v_new) {
                    "no room: capacity " + std::to_string(capacity_) + ", length " + std::to_string(length_) +
                        ", given Tn = " + std::to_string(tn) + " new tokens (at most " +
                        std::to_string(capacity_ - length_) + " fit)");
-  if (tn == 0) return;
+  if (tn == 0) return;  // nothing to write, and a grid cannot be empty
+  // TODO(10.2): k_new and v_new to the device; launch_kv_append at position length_ (the kernel takes int sizes: to_int); then length_ += Tn
   const cuda::DeviceBuffer<float> dk = to_device(k_new), dv = to_device(v_new);  // (B, G, Tn, D)
   gpu::launch_kv_append(dk.get(), dv.get(), k_.get(), v_.get(), to_int(batch_, where, "B"),
                         to_int(kv_heads_, where, "G"), to_int(tn, where, "Tn"),
                         to_int(capacity_, where, "capacity"), to_int(head_dim_, where, "D"),
                         to_int(length_, where, "length"));
   length_ += tn;
-  // END TODO(10.1)
+  // END TODO(10.2)
 }
 
 Tensor4 gqa_decode_gpu(const Tensor4& q, const DeviceKVCache& cache, std::size_t splits) {
-  // TODO(10.3): check q (B, H, 1, D) against the cache, the group size, D and splits; device buffers for q, the partials and out; launch_gqa_decode; out back
   constexpr auto where = "gqa_decode_gpu";
   const std::size_t nb = q.shape(0), nh = q.shape(1), d = q.shape(3), ng = cache.kv_heads();
-  require_equal(where, "batch of q (B of the cache)", cache.batch(), nb);
+  require_in_range(cache.length() > 0, where, "the cache is empty: decode needs at least one cached key");
   require_equal(where, "queries per sequence (decode: Tq of q)", 1, q.shape(2));
-  require_equal(where, "head dimension of q (D of the cache)", cache.head_dim(), d);
-  require(nh % ng == 0, where,
-          "the query heads must be a multiple of the KV heads: given H = " + std::to_string(nh) +
-              " query heads and G = " + std::to_string(ng) + " KV heads");
+  // Lesson 03's checks of q against K and V (batch, D, G dividing H). The cache has no
+  // host tensors: one position of zeros of its (B, G, ., D) stands for them; a decode
+  // query sees every key, so neither a mask nor positions are checked.
+  const Tensor4 kv_shape = xt::zeros<float>({cache.batch(), ng, std::size_t{1}, cache.head_dim()});
+  check_gqa_arguments(q, kv_shape, kv_shape, Mask::none, 0, where);
+  // This kernel's limits.
   require(nh / ng <= static_cast<std::size_t>(gpu::kDecodeMaxGroup), where,
           "at most " + std::to_string(gpu::kDecodeMaxGroup) +
               " query heads per KV head (a warp each in one block), given H / G = " + std::to_string(nh / ng));
@@ -101,24 +125,25 @@ Tensor4 gqa_decode_gpu(const Tensor4& q, const DeviceKVCache& cache, std::size_t
   require(splits >= 1, where, "splits must be at least 1, given 0");
   require(nb * ng <= 65535, where,
           "B * G must be at most 65535 (the grid's y dimension), given " + std::to_string(nb * ng));
-  require_in_range(cache.length() > 0, where, "the cache is empty: decode needs at least one cached key");
+  // TODO(10.11): device buffers for q, the partial results and out; launch_gqa_decode over the cache's buffers (int sizes: to_int; scale 1/sqrt(D)); out back to the host
+  // 1. device buffers: q (B, H, 1, D), partial_o (B, H, splits, D), partial_ml (B, H, splits, 2), out (B, H, 1, D)
+  const cuda::DeviceBuffer<float> dq = to_device(q);
+  cuda::DeviceBuffer<float> partial_o(nb * nh * splits * d);
+  cuda::DeviceBuffer<float> partial_ml(nb * nh * splits * 2);
+  cuda::DeviceBuffer<float> out(q.size());
+  // 2. gpu::launch_gqa_decode over cache.keys_device() and cache.values_device(), with scale 1 / sqrt(D)
   const int b = to_int(nb, where, "B"), h = to_int(nh, where, "H"), g = to_int(ng, where, "G");
   const int id = to_int(d, where, "D"), length = to_int(cache.length(), where, "length");
-  const int capacity = to_int(cache.capacity(), where, "capacity");
-  const int isplits = to_int(splits, where, "splits");
+  const int capacity = to_int(cache.capacity(), where, "capacity"), isplits = to_int(splits, where, "splits");
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-
-  const cuda::DeviceBuffer<float> dq = to_device(q);          // (B, H, 1, D)
-  cuda::DeviceBuffer<float> partial_o(nb * nh * splits * d);  // (B, H, splits, D)
-  cuda::DeviceBuffer<float> partial_ml(nb * nh * splits * 2); // (B, H, splits, 2): m and l
-  cuda::DeviceBuffer<float> out(q.size());                    // (B, H, 1, D)
   gpu::launch_gqa_decode(dq.get(), cache.keys_device(), cache.values_device(), partial_o.get(),
                          partial_ml.get(), out.get(), b, h, g, length, capacity, id, scale, isplits);
+  // 3. out back to the host, in a tensor of q's shape
   Tensor4 result(q.shape());
   const std::vector<float> host = out.download();
   std::copy(host.begin(), host.end(), result.begin());
   return result;
-  // END TODO(10.3)
+  // END TODO(10.11)
 }
 
 }  // namespace attn

@@ -1,5 +1,5 @@
 // Lesson 03, part 2: the argument checks of GQA attention, written once (TODO 03.2);
-// lessons 04 and 08-10 call them too. `where` names the caller in every message.
+// the GPU attentions of lessons 08-10 call them too. `where` names the caller in every message.
 #include "gqa.hpp"
 
 #include <cstdint>

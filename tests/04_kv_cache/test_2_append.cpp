@@ -98,6 +98,21 @@ TEST_CASE("a view aliases the buffer: after reset and a new append, an old view 
     for (std::size_t t = 0; t < 4; ++t) CHECK(old_k(0, g, t, 2) == tag(7, 0, g, t, 2));
 }
 
+TEST_CASE("reset is valid at any time: on a new cache, after a partial fill and on a full one, the length returns to 0") {
+  const std::size_t nb = 1, ng = 2, cap = 4, d = 3;
+  KVCache cache(nb, ng, cap, d);
+  cache.reset();  // nothing to forget
+  CHECK(cache.length() == 0);
+  for (const std::size_t tn : {std::size_t{3}, cap}) {
+    CAPTURE(tn);
+    cache.append(tagged(tn, nb, ng, tn, d), tagged(tn, nb, ng, tn, d));
+    CHECK(cache.length() == tn);
+    cache.reset();
+    CHECK(cache.length() == 0);
+    CHECK(cache.capacity() == cap);
+  }
+}
+
 TEST_CASE("reset forgets the tokens and keeps the buffers, and appends start again at position 0") {
   const std::size_t nb = 2, ng = 1, cap = 5, d = 2;
   KVCache cache(nb, ng, cap, d);

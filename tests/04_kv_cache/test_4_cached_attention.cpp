@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -40,7 +41,8 @@ TEST_CASE("attend_cached_row: one query row over keys 0 ... last, rows row_strid
   for (std::size_t last = 0; last < positions; ++last) {
     CAPTURE(last);
     std::array<float, 3> out{-7.0f, -7.0f, -7.0f};  // overwritten, not added to
-    attend_cached_row(q.data(), k.data(), v.data(), stride, last, d, out.data());
+    std::vector<float> weights(last + 1, 1e9f);      // scratch: whatever it held is overwritten
+    attend_cached_row(q.data(), k.data(), v.data(), stride, last, d, weights.data(), out.data());
     // float64: softmax of q . k_j / sqrt(D) over j <= last, then the weighted sum.
     std::vector<double> w(last + 1);
     double m = -1e300, sum = 0;
@@ -58,6 +60,40 @@ TEST_CASE("attend_cached_row: one query row over keys 0 ... last, rows row_strid
       CHECK(std::abs(double(out[c]) - ref) <= tol.atol);
     }
   }
+}
+
+TEST_CASE("gqa_attention_in_place attends over views of (B, G, capacity, D) buffers in place, causally, query head h on KV head h / (H/G)") {
+  // No KVCache here: two buffers of capacity 9 hold T = 6 positions, and the free
+  // positions hold NaN, so reading one of them poisons the output.
+  const std::size_t nb = 2, nh = 6, ng = 2, cap = 9, t = 6, d = 5;
+  Tensor4 k_buffer = random_uniform<4>({nb, ng, cap, d}, 4401);
+  Tensor4 v_buffer = random_uniform<4>({nb, ng, cap, d}, 4402);
+  for (Tensor4* buffer : {&k_buffer, &v_buffer})
+    xt::view(*buffer, xt::all(), xt::all(), xt::range(t, cap), xt::all()) =
+        std::numeric_limits<float>::quiet_NaN();
+  const Tensor4& kb = k_buffer;
+  const Tensor4& vb = v_buffer;
+  const KVView keys = xt::view(kb, xt::all(), xt::all(), xt::range(std::size_t{0}, t), xt::all());
+  const KVView values = xt::view(vb, xt::all(), xt::all(), xt::range(std::size_t{0}, t), xt::all());
+  const Tensor4 k_stored = keys, v_stored = values;  // copies, for the reference only
+  for (const std::size_t tq : {std::size_t{1}, std::size_t{2}, t}) {
+    CAPTURE(tq);
+    const Tensor4 q = random_uniform<4>({nb, nh, tq, d}, 4403 + tq);
+    ATTN_CHECK_CLOSE(gqa_attention_in_place(q, keys, values),
+                     ref::attention(q, k_stored, v_stored, true, t - tq),
+                     tol_attention(d, t, 1.0, 1.0, 1.0));
+  }
+  // Its checks are given code; they name it.
+  CHECK_THROWS_WITH_AS(gqa_attention_in_place(Tensor4({nb, std::size_t{5}, std::size_t{1}, d}), keys, values),
+                       "gqa_attention_in_place: the query heads must be a multiple of the KV heads: "
+                       "given H = 5 query heads and G = 2 KV heads",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(gqa_attention_in_place(Tensor4({nb, nh, std::size_t{1}, d}), keys,
+                                              xt::view(kb, xt::all(), xt::all(),
+                                                       xt::range(std::size_t{0}, t - 1), xt::all())),
+                       "gqa_attention_in_place: values (the shape of keys): expected shape (2, 2, "
+                       "6, 5), given (2, 2, 5, 5)",
+                       std::invalid_argument);
 }
 
 TEST_CASE("cached attention equals lesson 03 gqa_attention and the float64 reference, for prefill and decode steps, G in {1, H/4, H}") {

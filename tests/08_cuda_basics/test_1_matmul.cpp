@@ -2,8 +2,14 @@
 // then in tiles staged in shared memory.
 #include "cuda_basics.hpp"
 
+#include <algorithm>
+#include <span>
+#include <vector>
+
 #include "attention.hpp"
+#include "attn/device_buffer.hpp"
 #include "attn/testing.hpp"
+#include "kernels.hpp"
 
 using namespace attn;
 
@@ -32,6 +38,36 @@ void check_against_reference(MatmulKernel kernel) {
   }
 }
 
+/// The kernel alone: a and b copied to device buffers by hand and the launcher of
+/// kernels.hpp called directly, without matmul_gpu (TODO 08.1).
+Tensor2 launch_alone(MatmulKernel kernel, const Tensor2& a, const Tensor2& b) {
+  const attn::cuda::DeviceBuffer<float> da(std::span<const float>(a.data(), a.size()));
+  const attn::cuda::DeviceBuffer<float> db(std::span<const float>(b.data(), b.size()));
+  attn::cuda::DeviceBuffer<float> dc(a.shape(0) * b.shape(1));
+  const int m = static_cast<int>(a.shape(0)), k = static_cast<int>(a.shape(1));
+  const int n = static_cast<int>(b.shape(1));
+  if (kernel == MatmulKernel::naive) {
+    gpu::launch_matmul_naive(da.get(), db.get(), dc.get(), m, k, n);
+  } else {
+    gpu::launch_matmul_tiled(da.get(), db.get(), dc.get(), m, k, n);
+  }
+  const std::vector<float> c = dc.download();
+  Tensor2 out({a.shape(0), b.shape(1)});
+  std::copy(c.begin(), c.end(), out.begin());
+  return out;
+}
+
+/// The kernel alone on small integers at every shape: the product is exact.
+void check_alone(MatmulKernel kernel) {
+  for (const auto& [m, k, n] : kShapes) {
+    CAPTURE(m);
+    CAPTURE(k);
+    CAPTURE(n);
+    const Tensor2 a = small_integers(m, k, 2), b = small_integers(k, n, 5);
+    ATTN_CHECK_CLOSE(launch_alone(kernel, a, b), ref::matmul(a, b), Tolerance{});
+  }
+}
+
 }  // namespace
 
 TEST_CASE("the naive kernel's product equals a float64 triple loop at odd sizes") {
@@ -45,6 +81,14 @@ TEST_CASE("matmul_gpu refuses mismatched inner dimensions, naming expected and g
     CHECK_THROWS_WITH_AS(matmul_gpu(a, b, kernel),
                          "matmul_gpu: rows of b (the inner dimension, columns of a): expected 3, given 4",
                          std::invalid_argument);
+}
+
+TEST_CASE("the naive kernel alone, launched on device buffers without matmul_gpu, is exact on small integers") {
+  check_alone(MatmulKernel::naive);
+}
+
+TEST_CASE("the tiled kernel alone, launched on device buffers without matmul_gpu, is exact on small integers") {
+  check_alone(MatmulKernel::tiled);
 }
 
 TEST_CASE("the tiled kernel's product equals a float64 triple loop at odd sizes") {

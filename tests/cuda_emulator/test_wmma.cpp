@@ -173,14 +173,97 @@ TEST_CASE("which tile element a lane holds follows no row or column: every eleme
   CHECK(same_row < 64);
 }
 
-TEST_CASE("a wmma load of shared memory that other lanes wrote needs __syncwarp first") {
+namespace {
+
+using attn::cuda::emu::Schedule;
+constexpr Schedule kSchedules[] = {Schedule::shuffled, Schedule::forward, Schedule::reverse};
+
+/// Sets the schedule for one scope.
+struct ScheduleScope {
+  explicit ScheduleScope(Schedule s) : previous(attn::cuda::emu::set_schedule(s)) {}
+  ~ScheduleScope() { attn::cuda::emu::set_schedule(previous); }
+  Schedule previous;
+};
+
+/// 1, 2, ..., 256: no element is -1 or 0, what the tiles hold before.
+std::vector<float> tile_values() {
+  std::vector<float> v(256);
+  std::iota(v.begin(), v.end(), 1.0f);
+  return v;
+}
+
+/// How many elements of a tile read back still hold the tile's old -1.
+long stale(const std::vector<float>& got) { return std::count(got.begin(), got.end(), -1.0f); }
+
+}  // namespace
+
+TEST_CASE("a wmma load that races with other lanes' writes, before it or after it, is reported under every schedule") {
   DeviceBuffer<float> out(256);
   std::vector<float> want(256);
   std::iota(want.begin(), want.end(), 0.0f);
-  emu_test::wmma_shared_tile(out.get(), true);
-  CHECK(out.download() == want);
-  emu_test::wmma_shared_tile(out.get(), false);
-  CHECK(out.download() != want);
+  for (const Schedule s : kSchedules) {
+    ScheduleScope scope(s);
+    emu_test::wmma_shared_tile(out.get(), true, true);
+    CHECK(out.download() == want);
+    // Without __syncwarp before the load, lanes that reach it first find elements
+    // that later lanes have not written yet: their second read differs.
+    CHECK_THROWS_WITH_AS(emu_test::wmma_shared_tile(out.get(), false, true),
+                         doctest::Contains("kernel '(wmma_shared_tile_kernel<false, true>)', block (0,0,0), thread ("),
+                         LaunchError);
+    CHECK_THROWS_WITH_AS(emu_test::wmma_shared_tile(out.get(), false, true),
+                         doctest::Contains("): wmma::load_matrix_sync at wmma_kernels.cu:"), LaunchError);
+    CHECK_THROWS_WITH_AS(emu_test::wmma_shared_tile(out.get(), false, true),
+                         doctest::Contains(") of the tile changed from 0 to "), LaunchError);
+    // Without __syncwarp after it, lanes that go on first overwrite elements that
+    // later lanes have not loaded yet.
+    CHECK_THROWS_WITH_AS(emu_test::wmma_shared_tile(out.get(), true, false),
+                         doctest::Contains(" to -1 while the warp gathered at the call: another thread wrote it with "
+                                           "no __syncwarp() or __syncthreads() ordering that write and this load"),
+                         LaunchError);
+  }
+}
+
+TEST_CASE("what store_matrix_sync writes is seen only after __syncwarp or __syncthreads, under every schedule") {
+  const std::vector<float> values = tile_values();
+  DeviceBuffer<float> dvalues(values), out(256);
+  using emu_test::AfterStore;
+  for (const Schedule s : kSchedules) {
+    ScheduleScope scope(s);
+    for (const bool reload : {false, true}) {
+      CAPTURE(reload);
+      emu_test::wmma_store_then_read(dvalues.get(), out.get(), AfterStore::syncwarp, reload);
+      CHECK(out.download() == values);
+      emu_test::wmma_store_then_read(dvalues.get(), out.get(), AfterStore::syncthreads, reload);
+      CHECK(out.download() == values);
+      // Before a barrier every read finds what the tile held, even after a shuffle
+      // that has waited for every lane: a shuffle orders no memory.
+      emu_test::wmma_store_then_read(dvalues.get(), out.get(), AfterStore::nothing, reload);
+      CHECK(stale(out.download()) == 256);
+      emu_test::wmma_store_then_read(dvalues.get(), out.get(), AfterStore::shuffle, reload);
+      CHECK(stale(out.download()) == 256);
+    }
+  }
+}
+
+TEST_CASE("plain stores read by other lanes need __syncwarp, unless a shuffle already waited for every lane") {
+  // What the emulator cannot see: lanes run one after another, so once a shuffle has
+  // gathered the warp, every lane's earlier stores are in memory. CUDA promises no
+  // such order (only __syncwarp and __syncthreads give it): the kernel is wrong on a
+  // GPU, and a test on the emulator passes.
+  const std::vector<float> values = tile_values();
+  std::vector<float> want(256);
+  for (std::size_t e = 0; e < 256; ++e) want[e] = values[(e + 1) % 256];
+  DeviceBuffer<float> dvalues(values), out(256);
+  using emu_test::AfterStore;
+  for (const Schedule s : kSchedules) {
+    ScheduleScope scope(s);
+    emu_test::plain_store_then_read(dvalues.get(), out.get(), AfterStore::syncwarp);
+    CHECK(out.download() == want);
+    emu_test::plain_store_then_read(dvalues.get(), out.get(), AfterStore::nothing);
+    CHECK(out.download() != want);  // caught: some lane reads before its neighbour wrote
+    emu_test::plain_store_then_read(dvalues.get(), out.get(), AfterStore::shuffle);
+    CHECK(out.download() == want);  // not caught
+  }
 }
 
 TEST_CASE("each misuse of wmma is reported with the kernel, the block and the thread") {

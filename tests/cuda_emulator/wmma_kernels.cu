@@ -43,14 +43,16 @@ __global__ void wmma_fragment_layout_kernel(const __half* tile, float* out) {
   for (int e = 0; e < fa.num_elements; ++e) out[threadIdx.x * fa.num_elements + e] = __half2float(fa.x[e]);
 }
 
-template <bool kSyncwarp>
+template <bool kSyncBefore, bool kSyncAfter>
 __global__ void wmma_shared_tile_kernel(float* out) {
   __shared__ __align__(32) __half tile[kTile * kTile];
   for (int e = threadIdx.x; e < kTile * kTile; e += 32) tile[e] = __float2half(static_cast<float>(e));
-  if (kSyncwarp) __syncwarp();
+  if (kSyncBefore) __syncwarp();
   FragmentB<wmma::row_major> fb;
   wmma::load_matrix_sync(fb, tile, kTile);
-  // Through an accumulator, to store: (I * B) with I the identity, loaded from global memory.
+  if (kSyncAfter) __syncwarp();
+  for (int e = threadIdx.x; e < kTile * kTile; e += 32) tile[e] = __float2half(-1.0f);  // the tile's next contents
+  // Through an accumulator, to store: (I * B) with I the identity.
   __shared__ __align__(32) __half identity[kTile * kTile];
   for (int e = threadIdx.x; e < kTile * kTile; e += 32)
     identity[e] = __float2half(e / kTile == e % kTile ? 1.0f : 0.0f);
@@ -61,6 +63,42 @@ __global__ void wmma_shared_tile_kernel(float* out) {
   wmma::fill_fragment(acc, 0.0f);
   wmma::mma_sync(acc, fa, fb, acc);
   wmma::store_matrix_sync(out, acc, kTile, wmma::mem_row_major);
+}
+
+/// What the warp does between store_matrix_sync and reading the tile back.
+__device__ float after_store(AfterStore after) {
+  float one = 1.0f;
+  switch (after) {
+    case AfterStore::nothing: break;
+    case AfterStore::shuffle: one = __shfl_xor_sync(0xffffffffu, one, 1); break;  // waits for every lane
+    case AfterStore::syncwarp: __syncwarp(); break;
+    case AfterStore::syncthreads: __syncthreads(); break;
+  }
+  return one;
+}
+
+__global__ void wmma_store_then_read_kernel(const float* values, float* out, AfterStore after, bool reload) {
+  __shared__ __align__(32) float tile[kTile * kTile];
+  for (int e = threadIdx.x; e < kTile * kTile; e += 32) tile[e] = -1.0f;  // what the tile held before
+  __syncwarp();
+  Accumulator acc;
+  wmma::load_matrix_sync(acc, values, kTile, wmma::mem_row_major);
+  wmma::store_matrix_sync(tile, acc, kTile, wmma::mem_row_major);
+  const float one = after_store(after);
+  if (reload) {  // read back by the tensor cores
+    Accumulator back;
+    wmma::load_matrix_sync(back, tile, kTile, wmma::mem_row_major);
+    wmma::store_matrix_sync(out, back, kTile, wmma::mem_row_major);
+  } else {  // read back by the lanes, each element by a lane that probably did not store it
+    for (int e = threadIdx.x; e < kTile * kTile; e += 32) out[e] = tile[e] * one;
+  }
+}
+
+__global__ void plain_store_then_read_kernel(const float* values, float* out, AfterStore after) {
+  __shared__ float tile[kTile * kTile];
+  for (int e = threadIdx.x; e < kTile * kTile; e += 32) tile[e] = values[e];
+  const float one = after_store(after);
+  for (int e = threadIdx.x; e < kTile * kTile; e += 32) out[e] = tile[(e + 1) % (kTile * kTile)] * one;  // the next lane's
 }
 
 __global__ void wmma_misuse_kernel(const __half* tiles, float* out, WmmaBug bug) {
@@ -110,12 +148,26 @@ void wmma_fragment_layout(const __half* tile, float* out) {
   check_launch();
 }
 
-void wmma_shared_tile(float* out, bool with_syncwarp) {
-  if (with_syncwarp) {
-    ATTN_LAUNCH(wmma_shared_tile_kernel<true>, 1, 32, 0, out);
+void wmma_shared_tile(float* out, bool syncwarp_before_load, bool syncwarp_after_load) {
+  if (syncwarp_before_load && syncwarp_after_load) {
+    ATTN_LAUNCH((wmma_shared_tile_kernel<true, true>), 1, 32, 0, out);
+  } else if (syncwarp_before_load) {
+    ATTN_LAUNCH((wmma_shared_tile_kernel<true, false>), 1, 32, 0, out);
+  } else if (syncwarp_after_load) {
+    ATTN_LAUNCH((wmma_shared_tile_kernel<false, true>), 1, 32, 0, out);
   } else {
-    ATTN_LAUNCH(wmma_shared_tile_kernel<false>, 1, 32, 0, out);
+    ATTN_LAUNCH((wmma_shared_tile_kernel<false, false>), 1, 32, 0, out);
   }
+  check_launch();
+}
+
+void wmma_store_then_read(const float* values, float* out, AfterStore after, bool reload) {
+  ATTN_LAUNCH(wmma_store_then_read_kernel, 1, 32, 0, values, out, after, reload);
+  check_launch();
+}
+
+void plain_store_then_read(const float* values, float* out, AfterStore after) {
+  ATTN_LAUNCH(plain_store_then_read_kernel, 1, 32, 0, values, out, after);
   check_launch();
 }
 

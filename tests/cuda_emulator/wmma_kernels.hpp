@@ -16,10 +16,30 @@ void wmma_gemm(const __half* a, const __half* b, float* c, int m, int n, int k, 
 void wmma_fragment_layout(const __half* tile, float* out);
 
 /// Each lane writes its share of a 16x16 tile of halves (element e = value e) to
-/// shared memory, then the warp loads it with wmma and stores it, as floats, to out
-/// (row-major). Without __syncwarp between the writes and the load, lanes may load
-/// elements that others have not written yet.
-void wmma_shared_tile(float* out, bool with_syncwarp);
+/// shared memory, then the warp loads it with wmma, the lanes overwrite the tile with
+/// -1, and the warp stores what it loaded, as floats, to out (row-major). The two
+/// __syncwarp calls order the writes before the load and the load before the
+/// overwriting; without either, the load races with other lanes' writes.
+void wmma_shared_tile(float* out, bool syncwarp_before_load, bool syncwarp_after_load);
+
+/// What a warp does between writing a tile and reading it back.
+enum class AfterStore {
+  nothing,
+  shuffle,      ///< a __shfl_xor_sync, which waits for every lane but orders no memory
+  syncwarp,
+  syncthreads,
+};
+
+/// One warp: a shared 16x16 float tile holds -1; the warp loads `values` (16x16,
+/// row-major) into an accumulator, stores it into the tile with store_matrix_sync,
+/// does `after`, and reads the tile back into out (row-major): each lane copying
+/// elements lane, lane + 32, ... (or, with `reload`, by load_matrix_sync and
+/// store_matrix_sync). out == values when the stores were visible, -1 where not.
+void wmma_store_then_read(const float* values, float* out, AfterStore after, bool reload);
+
+/// The same with plain stores: lane l writes elements l, l + 32, ... of the tile, does
+/// `after`, then writes element e + 1 of the tile (another lane's) to out[e].
+void plain_store_then_read(const float* values, float* out, AfterStore after);
 
 /// The classic misuses of wmma, each in a kernel of its own.
 enum class WmmaBug {

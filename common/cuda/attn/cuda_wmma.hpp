@@ -28,9 +28,15 @@
 ///   scatters the tile over the lanes in an order that follows no row or column, so
 ///   a kernel that guesses the GPU's layout fails here too. Elementwise work on
 ///   `x[i]` that treats every element alike (scaling, converting) is fine.
-/// Every lane loads and stores its own elements when it reaches the call, before it
-/// waits for the others: shared memory written by other lanes must be made visible
-/// with `__syncwarp()` (or `__syncthreads()`) before a `load_matrix_sync` reads it.
+/// - a `_sync` call waits for the whole warp, but orders no memory: only `__syncwarp()`
+///   and `__syncthreads()` do. The emulator models that (emulator/wmma.cpp says how).
+///   The elements `store_matrix_sync` writes reach memory only when the storing lane
+///   next reaches `__syncwarp()` or `__syncthreads()` (or the block ends): a lane
+///   that reads the stored tile before such a barrier reads what was there before,
+///   under every schedule, even after a shuffle. A `load_matrix_sync` whose elements
+///   another thread writes, unordered by a barrier, while the warp gathers at the
+///   call (a missing `__syncwarp()` before the load, or after it when the lanes go on
+///   to overwrite the tile) is reported as a race.
 /// Products are exact and sums are float32, in an order that may differ from a GPU's.
 #pragma once
 
@@ -42,6 +48,7 @@
 #elif !ATTN_CUDA_RUNTIME
 
 #include <cstdint>
+#include <cstring>
 #include <source_location>
 #include <string>
 #include <type_traits>
@@ -85,32 +92,45 @@ void check_operand(const char* operation, const void* pointer, unsigned ldm, std
                    std::source_location where);
 /// Waits for the other 31 lanes at the same load or store, and checks that all passed the same arguments.
 void memory_collective(const char* operation, const MemoryArgs& args, std::source_location where);
+/// Reports (attn::cuda::LaunchError) that element (row, column) of a loaded tile
+/// changed from `before` to `after` while the warp gathered at the load.
+[[noreturn]] void report_load_race(const char* operation, std::source_location where, unsigned row,
+                                   unsigned column, float before, float after);
 /// Waits for the other 31 lanes, then computes D = A B + C for the whole warp.
 void mma_collective(const MmaArgs& args, std::source_location where);
 
+/// What a load or a store of lane `lane`'s element i touches: (row, column) and its offset from the tile's start.
+struct Element {
+  unsigned row, column, offset;
+};
+inline Element element(unsigned lane, int i, unsigned ldm, bool row_major) {
+  const unsigned p = kTileMap.position[kElementsPerLane * lane + i], r = p / 16, c = p % 16;
+  return {r, c, row_major ? r * ldm + c : c * ldm + r};
+}
+
+/// load_matrix_sync: this lane reads its elements as it finds them when it reaches
+/// the call, waits for the warp, then reads them again; the two must agree, else
+/// another thread wrote one in between with no barrier to order it (a race).
 template <class T>
 void load(T* x, const T* pointer, unsigned ldm, bool row_major, const char* operation,
           std::source_location where) {
   check_operand(operation, pointer, ldm, sizeof(T), where);
   const unsigned lane = lane_id();
-  for (int i = 0; i < kElementsPerLane; ++i) {
-    const unsigned p = kTileMap.position[kElementsPerLane * lane + i], r = p / 16, c = p % 16;
-    x[i] = pointer[row_major ? r * ldm + c : c * ldm + r];
-  }
+  T seen[kElementsPerLane];
+  for (int i = 0; i < kElementsPerLane; ++i) seen[i] = pointer[element(lane, i, ldm, row_major).offset];
   memory_collective(operation, {pointer, ldm, row_major}, where);
+  for (int i = 0; i < kElementsPerLane; ++i) {
+    const Element e = element(lane, i, ldm, row_major);
+    x[i] = pointer[e.offset];
+    if (std::memcmp(&x[i], &seen[i], sizeof(T)) != 0)
+      report_load_race(operation, where, e.row, e.column, static_cast<float>(seen[i]), static_cast<float>(x[i]));
+  }
 }
 
-template <class T>
-void store(T* pointer, const T* x, unsigned ldm, bool row_major, std::source_location where) {
-  constexpr const char* operation = "wmma::store_matrix_sync";
-  check_operand(operation, pointer, ldm, sizeof(T), where);
-  const unsigned lane = lane_id();
-  for (int i = 0; i < kElementsPerLane; ++i) {
-    const unsigned p = kTileMap.position[kElementsPerLane * lane + i], r = p / 16, c = p % 16;
-    pointer[row_major ? r * ldm + c : c * ldm + r] = x[i];
-  }
-  memory_collective(operation, {pointer, ldm, row_major}, where);
-}
+/// store_matrix_sync: waits for the warp, then hands this lane's elements to the
+/// scheduler, which writes them at the lane's next __syncwarp or __syncthreads (or,
+/// once it has returned, at the end of the block).
+void store(float* pointer, const float* x, unsigned ldm, bool row_major, std::source_location where);
 
 }  // namespace attn::cuda::emu::wmma_model
 

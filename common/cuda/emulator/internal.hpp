@@ -50,6 +50,10 @@ class AlternateSignalStack {
 /// or `p` itself when it is not device memory.
 std::uintptr_t gpu_alignment_address(const void* p);
 
+/// The running thread's wmma store of `value` at `address`, written to memory when
+/// the thread next reaches __syncwarp or __syncthreads, or when its block ends (wmma.cpp says why).
+void defer_store(float* address, float value);
+
 /// Whether `address` lies in the guard page below a CUDA thread's stack.
 bool is_stack_guard(std::uintptr_t address);
 

@@ -7,6 +7,9 @@
 // scheduler completes the warp operations whose lanes have all arrived, or, when
 // none can complete, opens the barrier if every thread waits at the same one.
 // When neither can happen, the block has a synchronization bug, which is reported.
+// Memory is one array that every thread sees at once, except the elements of wmma
+// stores, which a thread publishes at its next __syncwarp or __syncthreads (or, after
+// it returns, at the end of the block).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -65,6 +68,9 @@ struct Thread {
   std::uint64_t result = 0;    // the warp operation's answer for this lane
   int predicate = 0;           // what it passed to __syncthreads_count/_and/_or
   int barrier_count = 0;       // how many threads passed a non-zero predicate
+  // Its wmma stores that no other thread may see yet: written when it next reaches
+  // __syncwarp or __syncthreads, or when the block ends (wmma.cpp explains the model).
+  std::vector<std::pair<float*, float>> pending_stores;
   internal::Fiber fiber;
   char* stack = nullptr;       // lowest address of its stack
   void* fake_stack = nullptr;  // AddressSanitizer's record of this stack
@@ -182,6 +188,12 @@ void yield_to_scheduler(Block& b, bool for_good) {
 [[noreturn]] void fail(Block& b) {
   yield_to_scheduler(b, true);
   std::abort();  // a failed thread is never resumed
+}
+
+/// At the thread's __syncwarp or __syncthreads, or when its block ends: its wmma stores reach memory.
+void publish_stores(Thread& t) {
+  for (const auto& [address, value] : t.pending_stores) *address = value;
+  t.pending_stores.clear();
 }
 
 /// Every fiber starts here.
@@ -392,6 +404,7 @@ void run_block(Block& b) {
   for (Thread& t : b.threads) {
     t.state = Thread::ready;
     t.fake_stack = nullptr;
+    t.pending_stores.clear();  // what a launch that failed left
     internal::make_fiber(t.fiber, t.stack, kStackBytes, &thread_main);
   }
   // __shared__ variables start with what the last block left, as on a GPU; the
@@ -412,7 +425,12 @@ void run_block(Block& b) {
     }
     finished = static_cast<std::size_t>(std::count_if(
         b.threads.begin(), b.threads.end(), [](const Thread& t) { return t.state == Thread::exited; }));
-    if (finished == n) continue;
+    if (finished == n) {
+      // No thread can wait for a thread that has returned: its last wmma stores are
+      // for the host (or a later kernel) only.
+      for (Thread& t : b.threads) publish_stores(t);
+      continue;
+    }
     bool held = false;
     if (release_warp_ops(b, phase, true, held)) continue;
     if (held && release_warp_ops(b, phase, false, held)) continue;  // never hold them all
@@ -545,6 +563,7 @@ void* dynamic_shared_memory() {
 int syncthreads(std::source_location where, int predicate) {
   Block& b = require_kernel("__syncthreads");
   Thread& t = *b.running;
+  publish_stores(t);
   t.state = Thread::at_barrier;
   t.where = where;
   t.predicate = predicate;
@@ -565,12 +584,19 @@ std::uint64_t warp_collective(const WarpRequest& request) {
                        std::string(request.name) + " at " + where_str(request.where) + ": the mask " +
                            hex(request.mask) + " does not name the calling lane " + std::to_string(lane));
   if (!b.failure.empty()) fail(b);
+  if (request.kind == WarpRequest::syncwarp) publish_stores(t);  // shuffles and votes order no memory
   t.state = Thread::at_warp_op;
   t.request = request;
   t.where = request.where;
   yield_to_scheduler(b, false);
   return t.result;
 }
+
+namespace internal {
+void defer_store(float* address, float value) {
+  require_kernel("wmma::store_matrix_sync").running->pending_stores.emplace_back(address, value);
+}
+}  // namespace internal
 
 void misuse(const std::string& what) {
   Block& b = require_kernel("a device function");

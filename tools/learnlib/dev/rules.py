@@ -29,6 +29,11 @@ MAX_TODO_LINES = 25
 # split into small tested steps"); verify prints this list in every run. Empty it, do
 # not grow it.
 SIZE_ALLOWED: Dict[str, str] = {}
+# TODOs that the split of their lesson will make reachable (their kernel, a later TODO,
+# throws first today); the same issue empties this list, printed in every run too.
+REACH_ALLOWED: Dict[str, str] = {
+    "07.4": "LlamaModel::attention is private and reached only through run; every model test builds its model with read_llama_config (07.1)",
+}
 
 
 # --------------------------------------------------------------------------------------

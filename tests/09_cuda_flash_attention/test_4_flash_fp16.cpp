@@ -12,26 +12,12 @@
 #include "attn/testing.hpp"
 #include "flash_kernels.hpp"
 #include "gqa.hpp"
+#include "half_rounding.hpp"
 
 using namespace attn;
+using testing_fp16::rounded_to_half;
 
 namespace {
-
-/// x rounded to the nearest binary16 value, ties to even, computed independently of
-/// the emulator's __half: a half has 11 significant bits, and steps of 2^-24 below 2^-14.
-float round_to_half(float x) {
-  if (x == 0.0f || !std::isfinite(x)) return x;
-  int e = 0;
-  std::frexp(x, &e);  // |x| in [2^(e-1), 2^e)
-  const double step = std::ldexp(1.0, std::max(e - 1, -14) - 10);
-  return static_cast<float>(std::nearbyint(static_cast<double>(x) / step) * step);  // ties to even
-}
-
-Tensor4 rounded_to_half(const Tensor4& t) {
-  Tensor4 r = t;
-  std::transform(r.begin(), r.end(), r.begin(), round_to_half);
-  return r;
-}
 
 /// The bound of the float32 kernel (tol_attention grown by 2 per K/V tile of
 /// kFlashTcKeys) on the rounded inputs, plus the rounding of each probability to
@@ -144,7 +130,13 @@ TEST_CASE("against lesson 03's float32 solution, the tensor-core kernel is off b
   ATTN_CHECK_CLOSE(got, want, tol);
 }
 
-TEST_CASE("flash_attention_gpu_fp16 refuses head dimensions that are not a multiple of 16, and what lesson 03 refuses") {
+TEST_CASE("flash_attention_gpu_fp16 runs at D = 48, refuses head dimensions that are not a multiple of 16, and what lesson 03 refuses") {
+  // A multiple of 16 that is no power of two runs, and is right; D = 40 is refused below.
+  const Tensor4 q48 = random_uniform<4>({1, 2, 3, 48}, 994);
+  const Tensor4 k48 = random_uniform<4>({1, 1, 5, 48}, 995), v48 = random_uniform<4>({1, 1, 5, 48}, 996);
+  ATTN_CHECK_CLOSE(flash_attention_gpu_fp16(q48, k48, v48, Mask::causal, 2),
+                   ref::attention(rounded_to_half(q48), rounded_to_half(k48), rounded_to_half(v48), true, 2),
+                   tol_flash_fp16(48, 5));
   const Tensor4 q = xt::zeros<float>({1, 6, 3, 16});
   const Tensor4 k = xt::zeros<float>({1, 4, 5, 16});
   const Tensor4 q_odd = xt::zeros<float>({1, 2, 3, 40});

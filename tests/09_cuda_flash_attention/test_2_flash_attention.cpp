@@ -1,5 +1,6 @@
-// Lesson 09: attention fused into one kernel with online softmax, against the float64
-// reference and the CPU solutions of lessons 01 to 03, on the CPU emulator (or a GPU).
+// Lesson 09: attention fused into one kernel with online softmax (TODO 09.9, which calls
+// the device functions of test_1), against the float64 reference and the CPU solutions
+// of lessons 01 to 03, on the CPU emulator (or a GPU).
 #include "flash_attention.hpp"
 
 #include <cmath>
@@ -126,7 +127,12 @@ TEST_CASE("flash attention agrees with the CPU solutions of lessons 01, 02 and 0
                    tol);
 }
 
-TEST_CASE("flash_attention_gpu refuses what lesson 03 refuses, and head dimensions over 128") {
+TEST_CASE("flash_attention_gpu runs at D = 128, and refuses what lesson 03 refuses and what its kernel cannot hold") {
+  // The widest head the tiles hold runs, and is right; D = 129 is refused below.
+  const Tensor4 q128 = random_uniform<4>({1, 2, 3, 128}, 951);
+  const Tensor4 k128 = random_uniform<4>({1, 1, 5, 128}, 952), v128 = random_uniform<4>({1, 1, 5, 128}, 953);
+  ATTN_CHECK_CLOSE(flash_attention_gpu(q128, k128, v128, Mask::causal, 2), ref::attention(q128, k128, v128, true, 2),
+                   tol_flash(128, 5));
   const Tensor4 q = xt::zeros<float>({1, 6, 3, 4});
   const Tensor4 k = xt::zeros<float>({1, 4, 5, 4});
   const Tensor4 k2 = xt::zeros<float>({1, 2, 5, 4});
@@ -152,4 +158,14 @@ TEST_CASE("flash_attention_gpu refuses what lesson 03 refuses, and head dimensio
                        "flash_attention_gpu: query positions past the last key: expected q_offset + Tq <= Tk = "
                        "5, given q_offset = 3 and Tq = 3",
                        std::out_of_range);
+  // The kernel's own limits (lesson 03 allows values of another width, and any number of heads).
+  const Tensor4 v_wide = xt::zeros<float>({1, 2, 5, 8});
+  CHECK_THROWS_WITH_AS(flash_attention_gpu(xt::zeros<float>({1, 2, 3, 4}), k2, v_wide, Mask::none, 0),
+                       "flash_attention_gpu: head dimension of v (D of q): expected 4, given 8",
+                       std::invalid_argument);
+  const Tensor4 q_many = xt::zeros<float>({1, 65536, 1, 1});
+  const Tensor4 k_one = xt::zeros<float>({1, 1, 1, 1});
+  CHECK_THROWS_WITH_AS(flash_attention_gpu(q_many, k_one, k_one, Mask::none, 0),
+                       "flash_attention_gpu: B * H must be at most 65535 (the grid's y dimension), given 65536",
+                       std::invalid_argument);
 }

@@ -1,6 +1,8 @@
-// Lesson 10, part 2: decode attention over the device cache, one block per (batch, KV
-// head) serving its whole query group, split-K with a combine step; against lesson 04's
-// gqa_attention_cached and the float64 reference.
+// Lesson 10, part 5: gqa_decode_gpu, decode attention over the device cache, one block
+// per (batch, KV head) serving its whole query group, split-K with a combine step;
+// against lesson 04's gqa_attention_cached and the float64 reference. The caches are
+// copied from lesson 04's (DeviceKVCache(const KVCache&)) except where a test says it
+// appends on the device.
 #include "gqa_decode.hpp"
 
 #include <xtensor/xview.hpp>
@@ -36,19 +38,22 @@ Tolerance tol_decode(std::size_t d, std::size_t t, std::size_t splits) {
   return tol;
 }
 
-/// The cache of lesson 04 and a device cache holding the same t random tokens.
+/// The cache of lesson 04 holding t random tokens (capacity t + 3), and its copy on the device.
 struct Caches {
   KVCache host;
   DeviceKVCache device;
 };
 
+KVCache host_cache(const Shape& s, std::uint64_t seed) {
+  KVCache host(s.b, s.g, s.t + 3, s.d);
+  host.append(random_uniform<4>({s.b, s.g, s.t, s.d}, seed), random_uniform<4>({s.b, s.g, s.t, s.d}, seed + 1));
+  return host;
+}
+
 Caches filled(const Shape& s, std::uint64_t seed) {
-  Caches c{KVCache(s.b, s.g, s.t + 3, s.d), DeviceKVCache(s.b, s.g, s.t + 3, s.d)};
-  const Tensor4 k = random_uniform<4>({s.b, s.g, s.t, s.d}, seed);
-  const Tensor4 v = random_uniform<4>({s.b, s.g, s.t, s.d}, seed + 1);
-  c.host.append(k, v);
-  c.device.append(k, v);
-  return c;
+  KVCache host = host_cache(s, seed);
+  DeviceKVCache device(host);
+  return Caches{std::move(host), std::move(device)};
 }
 
 }  // namespace
@@ -79,11 +84,12 @@ TEST_CASE("split-K: partial results relative to different maxima combine to the 
   // Scores grow along the keys, so every chunk has its own, larger maximum: a combine
   // that adds the partial sums without rescaling them by e^(m_s - M) is far off.
   const std::size_t nb = 1, nh = 4, ng = 2, t = 150, d = 64;
-  DeviceKVCache cache(nb, ng, t, d);
+  KVCache host(nb, ng, t, d);
   Tensor4 k({nb, ng, t, d});
   for (std::size_t j = 0; j < t; ++j) xt::view(k, xt::all(), xt::all(), j) = static_cast<float>(j) * 0.01f;
   const Tensor4 v = random_uniform<4>({nb, ng, t, d}, 1301);
-  cache.append(k, v);
+  host.append(k, v);
+  const DeviceKVCache cache(host);
   const Tensor4 q = xt::ones<float>({nb, nh, std::size_t{1}, d});
   const Tensor4 ref = ref::attention(q, k, v, true, t - 1);
   for (const std::size_t splits : {std::size_t{1}, std::size_t{2}, std::size_t{5}}) {
@@ -106,11 +112,12 @@ TEST_CASE("more splits than key tiles: empty chunks weigh nothing") {
 TEST_CASE("query head h reads KV head h / (H/G), not the tile-order head h mod G") {
   // Every value of KV head g is g + 1, so each output is the number of the KV head read, plus one.
   const std::size_t nb = 2, nh = 6, ng = 2, t = 37, d = 8;
-  DeviceKVCache cache(nb, ng, t, d);
+  KVCache host(nb, ng, t, d);
   const Tensor4 k = random_uniform<4>({nb, ng, t, d}, 1501);
   Tensor4 v({nb, ng, t, d});
   for (std::size_t g = 0; g < ng; ++g) xt::view(v, xt::all(), g) = static_cast<float>(g + 1);
-  cache.append(k, v);
+  host.append(k, v);
+  const DeviceKVCache cache(host);
   const Tensor4 q = random_uniform<4>({nb, nh, 1, d}, 1502);
   const Tensor4 out = gqa_decode_gpu(q, cache, 2);
   for (std::size_t h = 0; h < nh; ++h) {
@@ -151,16 +158,23 @@ TEST_CASE("gqa_decode_gpu refuses bad shapes, groups over 16 and an empty cache,
   CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({1, 6, 2, 4}), cache, 1),
                        "gqa_decode_gpu: queries per sequence (decode: Tq of q): expected 1, given 2",
                        std::invalid_argument);
+  // Lesson 03's checks of q against the cache's K and V, named after gqa_decode_gpu.
+  CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({2, 6, 1, 4}), cache, 1),
+                       "gqa_decode_gpu: batch of k (B of q): expected 2, given 1", std::invalid_argument);
   CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({1, 6, 1, 8}), cache, 1),
-                       "gqa_decode_gpu: head dimension of q (D of the cache): expected 4, given 8",
-                       std::invalid_argument);
+                       "gqa_decode_gpu: head dimension of k (D of q): expected 8, given 4", std::invalid_argument);
   CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({1, 5, 1, 4}), cache, 1),
                        "gqa_decode_gpu: the query heads must be a multiple of the KV heads: given H = 5 query heads "
                        "and G = 2 KV heads",
                        std::invalid_argument);
+  // The kernel's own limits.
   CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({1, 34, 1, 4}), cache, 1),
                        "gqa_decode_gpu: at most 16 query heads per KV head (a warp each in one block), given H / G = 17",
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(gqa_decode_gpu(q, cache, 0), "gqa_decode_gpu: splits must be at least 1, given 0",
                        std::invalid_argument);
+  KVCache wide(1, 1, 2, 129);
+  wide.append(xt::zeros<float>({1, 1, 1, 129}), xt::zeros<float>({1, 1, 1, 129}));
+  CHECK_THROWS_WITH_AS(gqa_decode_gpu(xt::zeros<float>({1, 1, 1, 129}), DeviceKVCache(wide), 1),
+                       "gqa_decode_gpu: the head dimension must be at most 128, given D = 129", std::invalid_argument);
 }
