@@ -27,52 +27,7 @@ xt::xtensor<double, 2> as_tensor(const std::vector<tiny::Vec>& rows) {
 
 const std::vector<std::size_t> kTokens = {3, 17, 0, 22, 9, 9, 14, 5, 1, 20, 11};
 
-// The tiny model's weights as load_llama would return them, built here without the file
-// reader, so that a test of the forward pass needs neither TODO 07.1 nor the file.
-LlamaWeights weights_without_reader(const tiny::Weights& ref) {
-  const tiny::Spec& s = ref.spec;
-  LlamaWeights w;
-  w.config = LlamaConfig{s.vocab, s.d_model, s.n_layers, s.n_heads, s.n_kv_heads, s.head_dim(),
-                         s.d_ff, s.context, s.theta, s.eps};
-  const auto matrix = [&](const std::string& name, bool transpose) {
-    const tiny::Matrix& m = ref.m.at(name);
-    Tensor2 t = transpose ? Tensor2({m.cols, m.rows}) : Tensor2({m.rows, m.cols});
-    for (std::size_t r = 0; r < m.rows; ++r)
-      for (std::size_t c = 0; c < m.cols; ++c) (transpose ? t(c, r) : t(r, c)) = float(m.at(r, c));
-    return t;
-  };
-  const auto vector = [&](const std::string& name) {
-    const Tensor2 t = matrix(name, false);
-    return Tensor1(xt::view(t, 0, xt::all()));
-  };
-  w.embedding = matrix("token_embd.weight", false);
-  for (std::size_t l = 0; l < s.n_layers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    w.layers.push_back({vector(b + "attn_norm.weight"), matrix(b + "attn_q.weight", true),
-                        matrix(b + "attn_k.weight", true), matrix(b + "attn_v.weight", true),
-                        matrix(b + "attn_output.weight", true), vector(b + "ffn_norm.weight"),
-                        matrix(b + "ffn_gate.weight", true), matrix(b + "ffn_up.weight", true),
-                        matrix(b + "ffn_down.weight", true)});
-  }
-  w.final_norm = vector("output_norm.weight");
-  w.output = xt::transpose(w.embedding);
-  w.tied = true;
-  return w;
-}
-
 }  // namespace
-
-TEST_CASE("run, through forward, equals a float64 Llama forward pass on weights built without the file reader") {
-  tiny::Spec s;
-  s.theta = 500.0;
-  const tiny::Weights ref = tiny::make_weights(s);
-  REQUIRE(s.tied);
-  const LlamaModel model(weights_without_reader(ref));
-  const Tensor3 got = model.forward(as_tokens(kTokens));
-  const auto expected = as_tensor(tiny::forward(ref, kTokens));
-  const Tensor2 got2 = xt::view(got, 0, xt::all(), xt::all());
-  ATTN_CHECK_CLOSE(got2, expected, tol_relative_to_max(1e-5, expected));
-}
 
 TEST_CASE("load_llama keeps every projection as (in, out) and ties the output to the embedding") {
   const tiny::Weights ref = tiny::make_weights(tiny::Spec{});
