@@ -224,5 +224,47 @@ class Parsing(unittest.TestCase):
         self.assertEqual(math_to_text(r"$m_i = \max_j s_{ij}$ and `$x$`"), "mᵢ = maxⱼ sᵢⱼ and `$x$`")
 
 
+class Mutants(unittest.TestCase):
+    """./learn verify applies each mutant to solutions/ itself (dev/verify.py): the files a
+    patch touches must come back whatever happens, and a run stopped half-way is undone
+    by the next one."""
+
+    def setUp(self):
+        from learnlib.dev import verify
+        self.verify = verify
+        self.tmp = tempfile.TemporaryDirectory()
+        root = Path(self.tmp.name)
+        self.saved = (verify.ROOT, verify.MUTANT_BACKUP)
+        verify.ROOT, verify.MUTANT_BACKUP = root, root / "build" / "verify" / "mutant-backup"
+        self.file = root / "solutions" / "99_x" / "x.cpp"
+        self.file.parent.mkdir(parents=True)
+        self.file.write_text("int f() { return 1; }\n")
+        self.patch = root / "m.patch"
+        self.patch.write_text("Mistake: returns 2\nCaught by: f returns 1\n---\n"
+                              "--- a/solutions/99_x/x.cpp\n+++ b/solutions/99_x/x.cpp\n"
+                              "@@ -1 +1 @@\n-int f() { return 1; }\n+int f() { return 2; }\n")
+
+    def tearDown(self):
+        self.verify.ROOT, self.verify.MUTANT_BACKUP = self.saved
+        self.tmp.cleanup()
+
+    def test_a_mutant_is_applied_and_then_undone_even_after_an_error(self):
+        with self.assertRaises(KeyboardInterrupt):
+            with self.verify.AppliedMutant(self.patch, ["solutions/99_x/x.cpp"]) as m:
+                ok, _ = m.apply()
+                self.assertTrue(ok)
+                self.assertIn("return 2", self.file.read_text())
+                raise KeyboardInterrupt
+        self.assertEqual(self.file.read_text(), "int f() { return 1; }\n")
+        self.assertFalse(self.verify.MUTANT_BACKUP.exists())
+
+    def test_a_run_killed_with_a_mutant_applied_is_undone_by_the_next(self):
+        m = self.verify.AppliedMutant(self.patch, ["solutions/99_x/x.cpp"]).__enter__()
+        self.assertTrue(m.apply()[0])          # ... and the process is killed here: no __exit__
+        self.assertEqual(self.verify.restore_mutant_backup(), ["solutions/99_x/x.cpp"])
+        self.assertEqual(self.file.read_text(), "int f() { return 1; }\n")
+        self.assertEqual(self.verify.restore_mutant_backup(), [])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

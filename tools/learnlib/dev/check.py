@@ -14,7 +14,7 @@ from ..build import highlight, readable_build_errors, solutions_build
 from ..manifest import load_lessons
 from ..setup import setup
 from ..testrun import Case, Failure
-from .verify import cmd_verify
+from .verify import cmd_verify, restore_mutant_backup
 
 
 def read_junit(path: Path) -> Optional[Dict[str, List[Case]]]:
@@ -63,6 +63,8 @@ def cmd_check() -> int:
     sol = solutions_build(lessons)
 
     def configure():
+        for path in restore_mutant_backup():
+            say(f"restored {path}, which a stopped verify run had left with a mutant applied")
         return sol.configure()
 
     def build():

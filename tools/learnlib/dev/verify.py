@@ -4,18 +4,21 @@ passes, every mutant is caught, its README and hints are complete and agree with
 files, and scaffold and solution differ only inside the TODO markers, within the TODO
 rules of dev/rules.py."""
 
+import concurrent.futures
 import re
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..base import BUILD, ROOT, bold, dim, fail, first_lines, green, indent, plural, red, rel, run, say
+from ..base import BUILD, ROOT, bold, dim, fail, first_lines, green, indent, plural, red, rel, run, say, yellow
 from ..build import Build, readable_build_errors, solutions_build
 from ..manifest import Lesson, find_lesson, load_lessons
 from ..setup import setup
 from ..learner import failure_text
-from ..testrun import Case, Failure, run_tests
+from ..testrun import TEST_TIMEOUT_S, Case, Failure, run_tests
 from ..todos import hint_sections, lesson_todos, markdown_sections, parse_todos, scaffold_throw
 from . import rules
 
@@ -112,10 +115,17 @@ def check_markers(lesson: Lesson) -> Check:
     return c
 
 
+# The scaffold build takes the other lessons from this copy of solutions/ (made at the
+# start of ./learn verify), not from solutions/ itself, where the mutants are applied in
+# turn while the scaffolds build.
+SOLUTIONS_COPY = BUILD / "verify" / "solutions-copy" / "solutions"
+
+
 def check_scaffold(lesson: Lesson, lessons: List[Lesson]) -> Check:
-    """Lesson NN from lessons/, the others from solutions/: every test fails with NotImplemented."""
+    """Lesson NN from lessons/, the others from (a copy of) solutions/: every test fails with
+    NotImplemented."""
     c = Check()
-    defs = {"ATTN_TREE": "solutions", "ATTN_WERROR": "OFF"}
+    defs = {"ATTN_TREE": "solutions", "ATTN_WERROR": "OFF", "ATTN_SOLUTIONS_ROOT": str(SOLUTIONS_COPY)}
     defs.update({f"ATTN_TREE_{l.nn}": "lessons" if l.nn == lesson.nn else "solutions" for l in lessons})
     build = Build("verify/scaffold", "solutions", defs)
     if not build.configure(quiet=True):
@@ -226,64 +236,155 @@ def patch_notes(path: Path) -> Tuple[str, str, List[str]]:
     return (mistake[1].strip() if mistake else "", caught[1].strip().strip('"') if caught else "", files)
 
 
+# A mutant is applied to solutions/ itself and built in build/solutions, the folder
+# ./learn check has just built and tested: only the patched file is compiled again, and
+# nothing else of the lesson (a separate folder would compile the lesson's tests and
+# every library again, which was most of verify's time). The original bytes of every file
+# a patch touches are kept in MUTANT_BACKUP while it is applied, so that a run stopped
+# half-way (Ctrl-C, a killed process) is undone by the next ./learn verify or ./learn check.
+MUTANT_BACKUP = BUILD / "verify" / "mutant-backup"
+
+
+def restore_mutant_backup() -> List[str]:
+    """Puts back the files a stopped verify run left patched; returns their paths."""
+    index = MUTANT_BACKUP / "index.txt"
+    if not index.exists():
+        return []
+    restored = []
+    for line in index.read_text().splitlines():
+        if not line.strip():
+            continue
+        path = ROOT / line
+        saved = MUTANT_BACKUP / "files" / line
+        if saved.exists():
+            if not path.exists() or path.read_bytes() != saved.read_bytes():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(saved.read_bytes())
+                restored.append(line)
+        elif path.exists():        # a file the patch created
+            path.unlink()
+            restored.append(line)
+    shutil.rmtree(MUTANT_BACKUP, ignore_errors=True)
+    return restored
+
+
+class AppliedMutant:
+    """`with AppliedMutant(patch, files):` applies a patch to the repository and restores
+    every file it names afterwards, whatever happens in between (see MUTANT_BACKUP)."""
+
+    def __init__(self, patch: Path, files: List[str]):
+        self.patch, self.files = patch, files
+        self.saved: Dict[str, Optional[bytes]] = {}
+
+    def __enter__(self) -> "AppliedMutant":
+        shutil.rmtree(MUTANT_BACKUP, ignore_errors=True)
+        for f in self.files:
+            path = ROOT / f
+            self.saved[f] = path.read_bytes() if path.exists() else None
+            if self.saved[f] is not None:
+                keep = MUTANT_BACKUP / "files" / f
+                keep.parent.mkdir(parents=True, exist_ok=True)
+                keep.write_bytes(self.saved[f])
+        MUTANT_BACKUP.mkdir(parents=True, exist_ok=True)
+        (MUTANT_BACKUP / "index.txt").write_text("".join(f + "\n" for f in self.files))
+        return self
+
+    def apply(self) -> Tuple[bool, str]:
+        r = run(["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--no-backup-if-mismatch",
+                 "--reject-file=-", "-d", str(ROOT), "-i", str(self.patch)])
+        return r.returncode == 0, r.stdout
+
+    def __exit__(self, *exc) -> None:
+        for f, data in self.saved.items():
+            path = ROOT / f
+            if data is None:
+                if path.exists():
+                    path.unlink()
+            elif not path.exists() or path.read_bytes() != data:
+                path.write_bytes(data)
+        shutil.rmtree(MUTANT_BACKUP, ignore_errors=True)
+
+
+def run_named_test(exe: Path, name: str, timeout: float = TEST_TIMEOUT_S) -> Optional[bool]:
+    """Runs the one test case called `name`: True when it fails or crashes, False when it
+    passes, None when the executable has no test of that name."""
+    pattern = name.replace("\\", "\\\\").replace(",", "\\,")   # doctest's escapes in a filter
+    cmd = [str(exe), f"--test-case={pattern}", "--no-intro", "--abort-after=1", "--no-colors"]
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                           text=True, errors="replace", timeout=timeout, cwd=exe.parent)
+    except subprocess.TimeoutExpired:
+        return True                  # an endless loop is caught as surely as a wrong number
+    m = re.search(r"test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed", r.stdout)
+    if r.returncode < 0 or r.returncode > 128 or m is None:
+        return True                  # crashed (no summary): the mutant is caught
+    if int(m[1]) == 0:
+        return None
+    return r.returncode != 0 or int(m[3]) > 0
+
+
 def check_mutants(lesson: Lesson, lessons: List[Lesson]) -> Check:
-    """Each mutant, applied to a copy of solutions/, makes a test of the lesson fail."""
+    """Each mutant, applied to solutions/ and built in build/solutions, makes a test of the
+    lesson fail: first the test its `Caught by:` line names is run alone; only when that
+    one passes (or does not exist) does the whole lesson run."""
     c = Check()
     patches = sorted((lesson.tests / "mutants").glob("*.patch"))
     if not patches:
         c.bad(f"no mutants: {rel(lesson.tests / 'mutants')}/*.patch")
         c.cell = "none"
         return c
-    copy_root = BUILD / "verify" / "mutant-tree"
-    tree = copy_root / "solutions"
-    sync_tree(ROOT / "solutions", tree)
-    defs = {"ATTN_TREE": "solutions", "ATTN_WERROR": "OFF", "ATTN_SOLUTIONS_ROOT": str(tree)}
-    defs.update({f"ATTN_TREE_{l.nn}": "solutions" for l in lessons})
-    build = Build("verify/mutants", "solutions", defs)
+    build = solutions_build(lessons)
     if not build.configure(quiet=True):
-        c.bad("CMake could not configure build/verify/mutants")
+        c.bad("CMake could not configure build/solutions")
         c.cell = "FAIL"
         return c
-    lesson_copy = tree / lesson.name
+    ok, output = build.build(lesson.target)
+    if not ok:
+        c.bad(f"the solution does not compile:\n{indent(readable_build_errors(output), '      ')}")
+        c.cell = "no build"
+        return c
     killed = 0
-    for patch in patches:
-        mistake, caught_by, files = patch_notes(patch)
-        label = patch.name
-        outside = [f for f in files if not f.startswith(f"solutions/{lesson.name}/")]
-        if not files or outside:
-            c.bad(f"{label}: must change files under solutions/{lesson.name}/ only (it names {', '.join(files) or 'none'})")
-            continue
-        saved = {p: p.read_bytes() for p in lesson_copy.rglob("*") if p.is_file()}
-        try:
-            r = run(["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--no-backup-if-mismatch",
-                     "--reject-file=-", "-d", str(copy_root), "-i", str(patch)])
-            if r.returncode != 0:
-                c.bad(f"{label}: does not apply to solutions/ (patch -p1):\n{indent(r.stdout.strip(), '      ')}")
+    try:
+        for patch in patches:
+            mistake, caught_by, files = patch_notes(patch)
+            label = patch.name
+            outside = [f for f in files if not f.startswith(f"solutions/{lesson.name}/")]
+            if not files or outside:
+                c.bad(f"{label}: must change files under solutions/{lesson.name}/ only (it names {', '.join(files) or 'none'})")
                 continue
-            ok, output = build.build(lesson.target)
-            if not ok:
-                c.bad(f"{label}: the mutant does not compile:\n{indent(readable_build_errors(output), '      ')}")
-                continue
-            # The first failed check is enough: the lesson's later tests (lesson 07 runs a
-            # real model) need not run once the mutant is caught.
-            result = run_tests(build.exe(lesson), extra=("--abort-after=1",))
-            failed = [x for x in result.cases if x.state not in ("passed", "not run")]
-            if not failed and not result.problem:
-                c.bad(f"{label}: every test passes with this mutant ({mistake or 'no Mistake: line'}): "
-                      f"the tests do not catch it")
-                continue
-            killed += 1
-            # Only a run that stopped at another test says nothing about the named one.
-            if caught_by and any(x.name == caught_by and x.state == "passed" for x in result.cases):
-                say(dim(f"    note: {label}: 'Caught by: {caught_by}' is not among the failing tests "
-                        f"({', '.join(x.name for x in failed[:3])}{' ...' if len(failed) > 3 else ''})"))
-        finally:
-            for p in [p for p in lesson_copy.rglob("*") if p.is_file()]:
-                if p not in saved:
-                    p.unlink()
-            for p, data in saved.items():
-                if not p.exists() or p.read_bytes() != data:
-                    p.write_bytes(data)
+            with AppliedMutant(patch, files) as m:
+                ok, text = m.apply()
+                if not ok:
+                    c.bad(f"{label}: does not apply to solutions/ (patch -p1):\n{indent(text.strip(), '      ')}")
+                    continue
+                ok, output = build.build(lesson.target)
+                if not ok:
+                    c.bad(f"{label}: the mutant does not compile (build/solutions, warnings are errors there):\n"
+                          f"{indent(readable_build_errors(output), '      ')}")
+                    continue
+                exe = build.exe(lesson)
+                named = run_named_test(exe, caught_by) if caught_by else None
+                if named:
+                    killed += 1
+                    continue
+                # The first failed check is enough: the lesson's later tests (lesson 07 runs a
+                # real model) need not run once the mutant is caught.
+                result = run_tests(exe, extra=("--abort-after=1",))
+                failed = [x for x in result.cases if x.state not in ("passed", "not run")]
+                if not failed and not result.problem:
+                    c.bad(f"{label}: every test passes with this mutant ({mistake or 'no Mistake: line'}): "
+                          f"the tests do not catch it")
+                    continue
+                killed += 1
+                where = (f"'Caught by: {caught_by}' passes" if named is False
+                         else f"no test is named '{caught_by}'" if caught_by else "it has no 'Caught by:' line")
+                c.bad(f"{label}: {where}; the mutant is caught by \"{failed[0].name if failed else result.problem}\": "
+                      f"name that test in its 'Caught by:' line")
+    finally:
+        # build/solutions holds the solution again, for whatever runs after verify.
+        ok, output = build.build(lesson.target)
+        if not ok:
+            c.bad(f"the solution does not build again after the mutants:\n{indent(readable_build_errors(output), '      ')}")
     c.cell = f"{killed}/{len(patches)} caught"
     return c
 
@@ -305,6 +406,11 @@ def cmd_verify(only: Optional[List[str]] = None, ctest: Optional[Dict[str, List[
         say(dim("  allowed to be reached through a later TODO until they are split (dev/rules.py REACH_ALLOWED): "
                 + ", ".join(f"{t} ({why})" for t, why in sorted(rules.REACH_ALLOWED.items()))))
     project = rules.Project(lessons)
+
+    def timed_call(fn) -> Tuple[Check, float]:
+        t = time.time()
+        return fn(), time.time() - t
+
     repo = Check()
     for p in rules.check_lesson_map(lessons):
         repo.bad(p)
@@ -312,18 +418,37 @@ def cmd_verify(only: Optional[List[str]] = None, ctest: Optional[Dict[str, List[
         for p in rules.check_commands(doc, project):
             repo.bad(p)
     say(f"  {green('ok  ') if repo.ok else red('FAIL')} README.md's lesson map and the commands of README.md, common/ and docs/")
-    for lesson in chosen:
-        checks: Dict[str, Check] = {}
-        for name, fn in (("readme+hints", lambda: check_docs(lesson, project)),
-                         ("markers", lambda: check_markers(lesson)),
-                         ("scaffold", lambda: check_scaffold(lesson, lessons)),
-                         ("solution", lambda: check_solution(lesson, lessons, ctest)),
-                         ("mutants", lambda: check_mutants(lesson, lessons))):
-            t = time.time()
-            checks[name] = fn()
-            mark = green("ok  ") if checks[name].ok else red("FAIL")
-            say(f"  {mark} {lesson.nn} {name:<13} {checks[name].cell:<16} {dim(f'{time.time() - t:.0f} s')}")
-        table.append((lesson, checks))
+    for path in restore_mutant_backup():
+        say(yellow(f"  restored {path}, which a stopped verify run had left with a mutant applied"))
+    # The checks that read the files come first, before any mutant is applied to solutions/.
+    read = {(l.nn, name): timed_call(fn) for l in chosen
+            for name, fn in (("readme+hints", lambda l=l: check_docs(l, project)),
+                             ("markers", lambda l=l: check_markers(l)))}
+    # Two lines of work run side by side (each is mostly one compiler or one test process,
+    # and a machine has at least two cores): the scaffolds, built in build/verify/scaffold
+    # from lessons/ with every other lesson from a copy of solutions/; and the solutions
+    # and their mutants, in build/solutions, where each mutant is applied to solutions/ in
+    # turn (which is why the scaffold build reads a copy).
+    sync_tree(ROOT / "solutions", SOLUTIONS_COPY)
+    line_s = concurrent.futures.ThreadPoolExecutor(max_workers=1)   # the scaffolds
+    line_m = concurrent.futures.ThreadPoolExecutor(max_workers=1)   # the solutions and mutants
+    try:
+        started = {}
+        for l in chosen:
+            started[l.nn, "scaffold"] = line_s.submit(timed_call, lambda l=l: check_scaffold(l, lessons))
+            started[l.nn, "solution"] = line_m.submit(timed_call, lambda l=l: check_solution(l, lessons, ctest))
+            started[l.nn, "mutants"] = line_m.submit(timed_call, lambda l=l: check_mutants(l, lessons))
+        for lesson in chosen:
+            checks: Dict[str, Check] = {}
+            for name in ("readme+hints", "markers", "scaffold", "solution", "mutants"):
+                got = read.get((lesson.nn, name)) or started[lesson.nn, name].result()
+                checks[name], secs = got
+                mark = green("ok  ") if checks[name].ok else red("FAIL")
+                say(f"  {mark} {lesson.nn} {name:<13} {checks[name].cell:<16} {dim(f'{secs:.0f} s')}")
+            table.append((lesson, checks))
+    finally:
+        for line in (line_s, line_m):
+            line.shutdown(cancel_futures=True)
     say()
     name_w = max(len(l.name) for l, _ in table)
     say(bold("lesson".ljust(name_w)) + "  " + "  ".join(bold(c.ljust(14)) for c in columns))
