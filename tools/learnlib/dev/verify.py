@@ -18,7 +18,7 @@ from ..build import Build, readable_build_errors, solutions_build
 from ..manifest import Lesson, find_lesson, load_lessons
 from ..setup import setup
 from ..learner import failure_text
-from ..testrun import TEST_TIMEOUT_S, Case, Failure, run_tests
+from ..testrun import TEST_TIMEOUT_S, Case, Failure, list_cases, run_tests
 from ..todos import hint_sections, lesson_todos, markdown_sections, parse_todos, scaffold_throw
 from . import rules
 
@@ -145,6 +145,9 @@ def check_scaffold(lesson: Lesson, lessons: List[Lesson]) -> Check:
     good = 0
     reached: Dict[str, str] = {}   # TODO id -> the first test whose first NotImplemented it is
     for case in r.cases:
+        if ";" in case.name:
+            c.bad(f"\"{case.name}\" ({case.where}): CTest cuts a test name at ';' into two tests that "
+                  f"match nothing and pass: rename it without ';'")
         ni = case.not_implemented()
         if ni and ni.todo.startswith(lesson.nn + "."):
             reached.setdefault(ni.todo, case.name)
@@ -179,6 +182,10 @@ def check_solution(lesson: Lesson, lessons: List[Lesson], ctest: Optional[Dict[s
         cases = ctest.get(lesson.nn, [])
         if not cases:
             c.bad(f"the ctest run has no test of lesson {lesson.nn} (label lesson{lesson.nn})")
+        listed = list_cases(solutions_build(lessons).exe(lesson))
+        if listed is not None and len(listed) != len(cases):
+            c.bad(f"the ctest run has {len(cases)} tests of lesson {lesson.nn}, its executable "
+                  f"{len(listed)}: a test name CTest does not register as written")
         for case in cases:
             if case.state != "passed":
                 c.bad(f"\"{case.name}\" fails on the solution (ctest):\n{indent(first_lines(failure_text(case)), '      ')}")
