@@ -39,8 +39,8 @@ Tolerance tol_decode(std::size_t d, std::size_t t, std::size_t splits) {
   const std::size_t n = t + 2 * tiles + splits + 2;
   Tolerance tol = tol_attention(d, n, 1.0, 1.0, 1.0);
   tol.why = "float32 decode attention, D=" + std::to_string(d) + ", Tk=" + std::to_string(t) + " keys in " +
-            std::to_string(tiles) + " K/V tiles, " + std::to_string(splits) +
-            " splits: tol_attention's bound with n = Tk + 2 per tile + splits + 2 = " + std::to_string(n) +
+            std::to_string(tiles) + " K/V tiles, splits = " + std::to_string(splits) +
+            ": tol_attention's bound with n = Tk + 2 per tile + splits + 2 = " + std::to_string(n) +
             " in place of Tk (the online softmax's rescaling and the combine): V * (2 gamma_{D+1} sqrt(D) Q K + "
             "gamma_{n+3} + gamma_n)";
   return tol;
@@ -51,8 +51,8 @@ Tolerance tol_decode(std::size_t d, std::size_t t, std::size_t splits) {
 Tolerance tol_decode_vs_cached(std::size_t d, std::size_t t, std::size_t splits) {
   const Tolerance decode = tol_decode(d, t, splits), cached = tol_attention(d, t, 1.0, 1.0, 1.0);
   return {decode.atol + cached.atol, 0.0,
-          "tol_decode + tol_attention (D=" + std::to_string(d) + ", Tk=" + std::to_string(t) + ", " +
-              std::to_string(splits) + " splits): two float32 results, each within its bound of the exact one"};
+          "tol_decode + tol_attention (D=" + std::to_string(d) + ", Tk=" + std::to_string(t) + ", splits = " +
+              std::to_string(splits) + "): two float32 results, each within its bound of the exact one"};
 }
 
 /// The cache of lesson 04 holding t random tokens (capacity t + 3), and its copy on the device.
