@@ -112,17 +112,21 @@ std::string index_str(std::size_t flat, const Shape& shape) {
 /// Compares `got` with `ref` elementwise (both traversed in row-major order).
 /// Reports a shape mismatch, NaN or infinity, and otherwise the first ten
 /// elements outside the tolerance and the worst one, as llm.c's validate_result does.
+/// `what`, when given, names the quantity compared ("l after tile 1", "the staged
+/// queries (block, warp, column)") and heads the report, so that a failure says which
+/// of a test's checks it is and what its indices mean.
 template <class Got, class Ref>
-CloseReport compare(const Got& got, const Ref& ref, const Tolerance& tol) {
+CloseReport compare(const Got& got, const Ref& ref, const Tolerance& tol, const std::string& what = {}) {
   CloseReport report;
   std::ostringstream out;
   out << std::setprecision(9);
+  if (!what.empty()) out << what << ":\n";
   const auto& gs = got.shape();
   const auto& rs = ref.shape();
   bool same_shape = gs.size() == rs.size();
   for (std::size_t i = 0; same_shape && i < gs.size(); ++i) same_shape = gs[i] == rs[i];
   if (!same_shape) {
-    out << "shape mismatch: got (";
+    out << (what.empty() ? "" : "  ") << "shape mismatch: got (";
     for (std::size_t i = 0; i < gs.size(); ++i) out << (i ? ", " : "") << gs[i];
     out << "), expected (";
     for (std::size_t i = 0; i < rs.size(); ++i) out << (i ? ", " : "") << rs[i];

@@ -34,6 +34,21 @@
     REQUIRE_MESSAGE(attn_report_.ok, attn_report_.text);       \
   } while (false)
 
+/// ATTN_CHECK_CLOSE whose report starts with `what`, the name of the quantity checked
+/// (a std::string or a string literal): for a test that checks several.
+#define ATTN_CHECK_CLOSE_NAMED(what, got, ref, tol)                      \
+  do {                                                                    \
+    const auto attn_report_ = ::attn::compare((got), (ref), (tol), (what)); \
+    CHECK_MESSAGE(attn_report_.ok, attn_report_.text);                   \
+  } while (false)
+
+/// REQUIRE variant of ATTN_CHECK_CLOSE_NAMED.
+#define ATTN_REQUIRE_CLOSE_NAMED(what, got, ref, tol)                    \
+  do {                                                                    \
+    const auto attn_report_ = ::attn::compare((got), (ref), (tol), (what)); \
+    REQUIRE_MESSAGE(attn_report_.ok, attn_report_.text);                 \
+  } while (false)
+
 namespace attn {
 
 /// Path of a committed fixture file, e.g. fixture_path("sdpa_torch.txt").

@@ -115,6 +115,8 @@ __global__ void __launch_bounds__(32 * kDecodeMaxGroup)
     // 6. __syncthreads(): the tiles (and the staged queries) are complete before any warp reads them
     // 7. each warp: its lane's score (tile_score), the online softmax of its row (online_softmax_update)
     // 8. __syncwarp(): the warp's row of p_tile is complete before its lanes read all of it
+    // CUDA orders the lanes' stores for the others at __syncwarp(), not at warp_sum's shuffles before it; the
+    // emulator's shuffles happen to order memory, so there its absence passes (common/cuda/README.md, section 4)
     // 9. o = alpha o + p V (accumulate_pv)
     // 10. __syncthreads(): no warp still reads the tiles (or its p row) when the next ones are written
   // 11. the chunk's o, m and l (store_chunk_partial); an empty chunk leaves m = -infinity, l = 0, o = 0

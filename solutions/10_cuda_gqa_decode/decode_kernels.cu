@@ -174,6 +174,8 @@ __global__ void __launch_bounds__(32 * kDecodeMaxGroup)
     const float s = tile_score(q_tile[w], k_tile, k0, k_end, d);
     const float alpha = online_softmax_update(s, m, l, p_tile[w]);
     // 8. __syncwarp(): the warp's row of p_tile is complete before its lanes read all of it
+    // CUDA orders the lanes' stores for the others at __syncwarp(), not at warp_sum's shuffles before it; the
+    // emulator's shuffles happen to order memory, so there its absence passes (common/cuda/README.md, section 4)
     __syncwarp();
     // 9. o = alpha o + p V (accumulate_pv)
     accumulate_pv(o, alpha, p_tile[w], v_tile, d);

@@ -31,8 +31,11 @@ TEST_CASE("kv_append_kernel writes element (b, g, t, c) at position start + t of
   const std::vector<float> hk = k_cache.download(), hv = v_cache.download();
   std::copy(hk.begin(), hk.end(), got_k.begin());
   std::copy(hv.begin(), hv.end(), got_v.begin());
-  ATTN_CHECK_CLOSE(got_k, want_k, (Tolerance{0.0, 0.0, "a copy is exact"}));
-  ATTN_CHECK_CLOSE(got_v, want_v, (Tolerance{0.0, 0.0, "a copy is exact"}));
+  ATTN_CHECK_CLOSE_NAMED("the K cache after the kernel (new tokens at start + t, the marker -7 elsewhere), at (b, g, "
+                         "position, column)",
+                         got_k, want_k, (Tolerance{0.0, 0.0, "a copy is exact"}));
+  ATTN_CHECK_CLOSE_NAMED("the V cache after the kernel, at (b, g, position, column)", got_v, want_v,
+                         (Tolerance{0.0, 0.0, "a copy is exact"}));
 }
 
 TEST_CASE("device appends land where lesson 04's cache puts them, in pieces of any length") {
@@ -48,8 +51,10 @@ TEST_CASE("device appends land where lesson 04's cache puts them, in pieces of a
     host.append(k_new, v_new);
     REQUIRE(device.length() == host.length());
     const Tensor4 host_k = host.keys(), host_v = host.values();
-    ATTN_CHECK_CLOSE(device.keys(), host_k, (Tolerance{0.0, 0.0, "a copy is exact"}));
-    ATTN_CHECK_CLOSE(device.values(), host_v, (Tolerance{0.0, 0.0, "a copy is exact"}));
+    ATTN_CHECK_CLOSE_NAMED("the device cache's keys against lesson 04's, at (b, g, position, column)",
+                           device.keys(), host_k, (Tolerance{0.0, 0.0, "a copy is exact"}));
+    ATTN_CHECK_CLOSE_NAMED("the device cache's values against lesson 04's, at (b, g, position, column)",
+                           device.values(), host_v, (Tolerance{0.0, 0.0, "a copy is exact"}));
   }
   CHECK(device.length() == cap);
 }
@@ -64,7 +69,8 @@ TEST_CASE("a device append past capacity is out_of_range and leaves the cache un
                        "DeviceKVCache::append: no room: capacity 6, length 4, given Tn = 3 new tokens (at most 2 fit)",
                        std::out_of_range);
   CHECK(cache.length() == 4);
-  ATTN_CHECK_CLOSE(cache.keys(), before, (Tolerance{0.0, 0.0, "unchanged"}));
+  ATTN_CHECK_CLOSE_NAMED("the keys after the refused append", cache.keys(), before,
+                         (Tolerance{0.0, 0.0, "unchanged"}));
   const Tensor4 wrong_heads = random_uniform<4>({1, 3, 1, 4}, 1012);
   CHECK_THROWS_WITH_AS(cache.append(wrong_heads, wrong_heads),
                        "DeviceKVCache::append: k_new (B, G, Tn, D): expected shape (1, 2, 1, 4), given (1, 3, 1, 4)",
@@ -76,19 +82,20 @@ TEST_CASE("a device append past capacity is out_of_range and leaves the cache un
   CHECK(cache.length() == 4);
 }
 
-TEST_CASE("a device cache made from lesson 04's holds the same tokens and length") {
+// The copy alone (no append) is checked in test_5_decode.cpp, before decode reads it.
+TEST_CASE("a device cache made from lesson 04's goes on growing by append, after the copied tokens") {
   KVCache host(2, 2, 9, 3);
   const Tensor4 k = random_uniform<4>({2, 2, 5, 3}, 1020), v = random_uniform<4>({2, 2, 5, 3}, 1021);
   host.append(k, v);
   DeviceKVCache device(host);
-  CHECK(device.length() == 5);
-  CHECK(device.capacity() == 9);
-  ATTN_CHECK_CLOSE(device.keys(), k, (Tolerance{0.0, 0.0, "a copy is exact"}));
-  ATTN_CHECK_CLOSE(device.values(), v, (Tolerance{0.0, 0.0, "a copy is exact"}));
-  // It goes on growing by append, after the copied tokens.
-  const Tensor4 one = random_uniform<4>({2, 2, 1, 3}, 1022);
-  device.append(one, one);
-  host.append(one, one);
-  const Tensor4 host_k = host.keys();
-  ATTN_CHECK_CLOSE(device.keys(), host_k, (Tolerance{0.0, 0.0, "a copy is exact"}));
+  REQUIRE(device.length() == 5);
+  const Tensor4 one = random_uniform<4>({2, 2, 1, 3}, 1022), two = random_uniform<4>({2, 2, 1, 3}, 1023);
+  device.append(one, two);
+  host.append(one, two);
+  CHECK(device.length() == 6);
+  const Tensor4 host_k = host.keys(), host_v = host.values();
+  ATTN_CHECK_CLOSE_NAMED("the keys after the append, against lesson 04's, at (b, g, position, column)", device.keys(),
+                         host_k, (Tolerance{0.0, 0.0, "a copy is exact"}));
+  ATTN_CHECK_CLOSE_NAMED("the values after the append, against lesson 04's, at (b, g, position, column)",
+                         device.values(), host_v, (Tolerance{0.0, 0.0, "a copy is exact"}));
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <span>
+#include <string>
 #include <vector>
 
 #include <xtensor/xview.hpp>
@@ -57,10 +58,13 @@ TEST_CASE("stage_group_query: warp w of KV head g stages query head g (H/G) + w,
     for (std::size_t g = 0; g < ng; ++g)
       for (std::size_t w = 0; w < group; ++w) {
         const std::size_t h = g * group + w;  // repeat_interleave order
-        CHECK_MESSAGE(got_heads[(b * ng + g) * group + w] == int(h), "b = ", b, ", g = ", g, ", warp ", w);
+        CHECK_MESSAGE(got_heads[(b * ng + g) * group + w] == int(h), "the head returned by warp ", w, " of b = ", b,
+                      ", g = ", g, " must be g (H/G) + w = ", h);
         for (std::size_t c = 0; c < d; ++c) want(b * ng + g, w, c) = q(b, h, 0, c) * scale;
       }
-  ATTN_CHECK_CLOSE(got, want, kExact);
+  ATTN_CHECK_CLOSE_NAMED("the staged queries q_tile[w][c] = q(b, g (H/G) + w, 0, c) / sqrt(D), "
+                         "at (block b G + g, warp w, column c)",
+                         got, want, kExact);
 }
 
 TEST_CASE("load_kv_tile: the block copies 32 keys and values of the chunk, zeros past its end") {
@@ -78,8 +82,10 @@ TEST_CASE("load_kv_tile: the block copies 32 keys and values of the chunk, zeros
       xt::view(want_k, j) = xt::view(k, k0 + j);
       xt::view(want_v, j) = xt::view(v, k0 + j);
     }
-    ATTN_CHECK_CLOSE(to_host<2>(k_out, {kKeys, d}), want_k, kExact);
-    ATTN_CHECK_CLOSE(to_host<2>(v_out, {kKeys, d}), want_v, kExact);
+    ATTN_CHECK_CLOSE_NAMED("k_tile after the load (keys k0 + j, zeros from k_end on), at (j, column)",
+                           to_host<2>(k_out, {kKeys, d}), want_k, kExact);
+    ATTN_CHECK_CLOSE_NAMED("v_tile after the load (values k0 + j, zeros from k_end on), at (j, column)",
+                           to_host<2>(v_out, {kKeys, d}), want_v, kExact);
   }
 }
 
@@ -106,9 +112,12 @@ TEST_CASE("tile_score: lane j scores key k0 + j against its warp's query row, -i
         scale = std::max(scale, a);
       }
     const Tensor2 inside = xt::view(got, xt::all(), xt::range(std::size_t{0}, valid));
-    ATTN_CHECK_CLOSE(inside, want, tol_reduction(d, scale));
+    ATTN_CHECK_CLOSE_NAMED("the scores of the keys before k_end, at (warp, lane)", inside, want,
+                           tol_reduction(d, scale));
     for (std::size_t w = 0; w < group; ++w)
-      for (std::size_t j = valid; j < kKeys; ++j) CHECK_MESSAGE(got(w, j) == kNegInf, "warp ", w, ", lane ", j);
+      for (std::size_t j = valid; j < kKeys; ++j)
+        CHECK_MESSAGE(got(w, j) == kNegInf, "the score of warp ", w, ", lane ", j,
+                      " (a key at or past k_end) must be -infinity, got ", got(w, j));
   }
 }
 
@@ -152,11 +161,23 @@ TEST_CASE("online_softmax_update: m, l and p of a row after each tile, and alpha
   // its p's error, alpha's error and a 34-term sum (32 p, the rescaled l, one addition).
   const double e = exp_error(x_max);
   const double l_rel = double(tiles) * (e + gamma_n(kKeys + 2));
-  ATTN_CHECK_CLOSE(to_host<2>(m, {tiles, group}), want_m, (Tolerance{0.0, 0.0, "a maximum is exact"}));
-  ATTN_CHECK_CLOSE(to_host<2>(alpha, {tiles, group}), want_alpha, (Tolerance{0.0, e, "one exp"}));
-  ATTN_CHECK_CLOSE(to_host<3>(p, {tiles, group, kKeys}), want_p, (Tolerance{0.0, e, "one exp"}));
-  ATTN_CHECK_CLOSE(to_host<2>(l, {tiles, group}), want_l,
-                   (Tolerance{0.0, l_rel, "tiles * (exp error + gamma_34): positive sums"}));
+  const auto got_m = to_host<2>(m, {tiles, group}), got_alpha = to_host<2>(alpha, {tiles, group});
+  const auto got_l = to_host<2>(l, {tiles, group});
+  const auto got_p = to_host<3>(p, {tiles, group, kKeys});
+  // Tile by tile, each quantity before those computed from it (m, alpha, p, then l); the
+  // first wrong one stops the test, so the report names where the recurrence goes wrong.
+  for (std::size_t t = 0; t < tiles; ++t) {
+    const std::string tile = " tile " + std::to_string(t) + " (of 0.." + std::to_string(tiles - 1) + ")";
+    ATTN_REQUIRE_CLOSE_NAMED("m after" + tile + ", at (warp)", xt::view(got_m, t), xt::view(want_m, t),
+                             (Tolerance{0.0, 0.0, "a maximum is exact"}));
+    ATTN_REQUIRE_CLOSE_NAMED("alpha = e^(m_old - m_new) of" + tile + " (0 on tile 0), at (warp)",
+                             xt::view(got_alpha, t), xt::view(want_alpha, t), (Tolerance{0.0, e, "one exp"}));
+    ATTN_REQUIRE_CLOSE_NAMED("p = e^(s - m_new) of" + tile + ", at (warp, lane)", xt::view(got_p, t),
+                             xt::view(want_p, t), (Tolerance{0.0, e, "one exp"}));
+    ATTN_REQUIRE_CLOSE_NAMED("l = alpha l + sum of p after" + tile + ", at (warp)", xt::view(got_l, t),
+                             xt::view(want_l, t),
+                             (Tolerance{0.0, l_rel, "tiles * (exp error + gamma_34): positive sums"}));
+  }
 }
 
 TEST_CASE("accumulate_pv: o = alpha o + p V over one tile, for every column a lane holds") {
@@ -180,7 +201,8 @@ TEST_CASE("accumulate_pv: o = alpha o + p V over one tile, for every column a la
       want(w, c) = s;
       scale = std::max(scale, a);
     }
-  ATTN_CHECK_CLOSE(to_host<2>(o_out, {group, d}), want, tol_reduction(kKeys + 1, scale));
+  ATTN_CHECK_CLOSE_NAMED("o = alpha o + p V, alpha = 0, 0.375 and 1 in warps 0, 1 and 2, at (warp, column)",
+                         to_host<2>(o_out, {group, d}), want, tol_reduction(kKeys + 1, scale));
 }
 
 TEST_CASE("store_chunk_partial: o, m and l of chunk s of head bh land in slot bh * splits + s") {
@@ -193,6 +215,8 @@ TEST_CASE("store_chunk_partial: o, m and l of chunk s of head bh land in slot bh
   cuda::DeviceBuffer<float> partial_ml(std::vector<float>(rows * splits * 2, kUntouched));
   gpu::testing::store_chunk_partial(d_o.get(), d_ml.get(), partial_o.get(), partial_ml.get(), int(rows),
                                     int(splits), int(d));
-  ATTN_CHECK_CLOSE(to_host<2>(partial_o, {rows * splits, d}), o, kExact);
-  ATTN_CHECK_CLOSE(to_host<2>(partial_ml, {rows * splits, 2}), ml, kExact);
+  ATTN_CHECK_CLOSE_NAMED("partial_o, the chunk's o not divided by l, at (slot bh * splits + s, column)",
+                         to_host<2>(partial_o, {rows * splits, d}), o, kExact);
+  ATTN_CHECK_CLOSE_NAMED("partial_ml, at (slot bh * splits + s, 0 for m or 1 for l)",
+                         to_host<2>(partial_ml, {rows * splits, 2}), ml, kExact);
 }

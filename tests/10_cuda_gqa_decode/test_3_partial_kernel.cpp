@@ -101,14 +101,20 @@ TEST_CASE("decode_partial_kernel: each chunk's o, m and l equal float64 sums ove
         std::copy_n(o.begin() + std::ptrdiff_t(slot * c.d), c.d, got_o.begin());
         const xt::xtensor<double, 1> want_o = xt::view(want.o, bh, s);
         if (s * chunk >= c.t) {  // an empty chunk: weight 0 in the combine
-          CHECK(ml[2 * slot] == -std::numeric_limits<float>::infinity());
-          CHECK(ml[2 * slot + 1] == 0.0f);
-          ATTN_CHECK_CLOSE(got_o, want_o, (Tolerance{0.0, 0.0, "an empty chunk's o is 0"}));
+          CHECK_MESSAGE(ml[2 * slot] == -std::numeric_limits<float>::infinity(),
+                        "an empty chunk's m must be -infinity, got ", ml[2 * slot]);
+          CHECK_MESSAGE(ml[2 * slot + 1] == 0.0f, "an empty chunk's l must be 0, got ", ml[2 * slot + 1]);
+          ATTN_CHECK_CLOSE_NAMED("an empty chunk's o, at (column)", got_o, want_o,
+                                 (Tolerance{0.0, 0.0, "an empty chunk's o is 0"}));
           continue;
         }
-        CHECK(std::abs(double(ml[2 * slot]) - want.m(bh, s, 0)) <= ds);
-        CHECK(std::abs(double(ml[2 * slot + 1]) - want.l(bh, s, 0)) <= rel * want.l(bh, s, 0));
-        ATTN_CHECK_CLOSE(got_o, want_o, (Tolerance{rel * l_max, 0.0, "(2 ds + gamma_{n + 2 tiles + 3}) max l V"}));
+        CHECK_MESSAGE(std::abs(double(ml[2 * slot]) - want.m(bh, s, 0)) <= ds, "the chunk's m: got ", ml[2 * slot],
+                      ", expected ", want.m(bh, s, 0), " within ds = ", ds);
+        CHECK_MESSAGE(std::abs(double(ml[2 * slot + 1]) - want.l(bh, s, 0)) <= rel * want.l(bh, s, 0),
+                      "the chunk's l: got ", ml[2 * slot + 1], ", expected ", want.l(bh, s, 0), " within a relative ",
+                      rel);
+        ATTN_CHECK_CLOSE_NAMED("the chunk's o (not divided by l), at (column)", got_o, want_o,
+                               (Tolerance{rel * l_max, 0.0, "(2 ds + gamma_{n + 2 tiles + 3}) max l V"}));
       }
   }
 }

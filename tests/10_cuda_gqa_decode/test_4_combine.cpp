@@ -2,6 +2,7 @@
 // different maxima and empty chunks, against the float64 formula.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <span>
 #include <vector>
@@ -14,14 +15,17 @@
 
 using namespace attn;
 
-TEST_CASE("decode_combine_kernel: chunks relative to different maxima, weighted by e^(m_s - M); empty ones weigh 0") {
-  constexpr float kEmpty = -std::numeric_limits<float>::infinity();
-  const std::size_t rows = 3, splits = 4, d = 40;
-  // (m_s, l_s) of each chunk: maxima far apart; chunks 1 and 3 of row 1 are empty (past
-  // the last key); row 2's maxima are equal. A chunk's sum is >= 1 (its maximum's term).
-  const float m[rows][splits] = {{0.5f, 3.0f, -2.0f, 1.0f}, {2.0f, kEmpty, 1.0f, kEmpty}, {-1.0f, -1.0f, -1.0f, -1.0f}};
-  const float l[rows][splits] = {{3.0f, 1.5f, 20.0f, 7.0f}, {2.5f, 0.0f, 12.0f, 0.0f}, {1.0f, 4.0f, 9.0f, 2.0f}};
-  const Tensor2 direction = random_uniform<2>({rows * splits, d}, 4000);  // o_s / l_s
+namespace {
+
+constexpr float kEmpty = -std::numeric_limits<float>::infinity();
+
+/// Runs decode_combine_kernel on hand-made chunks, row r's chunk s having the maximum
+/// m[r][s] and the sum l[r][s] (o_s = a random direction times l_s), and checks it
+/// against the float64 formula.
+void check_combine(const std::vector<std::vector<float>>& m, const std::vector<std::vector<float>>& l,
+                   std::uint64_t seed) {
+  const std::size_t rows = m.size(), splits = m[0].size(), d = 40;
+  const Tensor2 direction = random_uniform<2>({rows * splits, d}, seed);  // o_s / l_s
   Tensor2 o({rows * splits, d}), ml({rows * splits, 2});
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t s = 0; s < splits; ++s) {
@@ -64,5 +68,22 @@ TEST_CASE("decode_combine_kernel: chunks relative to different maxima, weighted 
   Tensor2 got({rows, d});
   const std::vector<float> host = out.download();
   std::copy(host.begin(), host.end(), got.begin());
-  ATTN_CHECK_CLOSE(got, want, tol);
+  ATTN_CHECK_CLOSE_NAMED("the combined output rows, at (row b H + h, column)", got, want, tol);
+}
+
+}  // namespace
+
+TEST_CASE("decode_combine_kernel weighs chunks relative to different maxima by e^(m_s - M), and empty ones by 0") {
+  // (m_s, l_s) of each chunk: maxima far apart; chunks 1 and 3 of row 1 are empty (past
+  // the last key); row 2's maxima are equal. A chunk's sum is >= 1 (its maximum's term).
+  check_combine({{0.5f, 3.0f, -2.0f, 1.0f}, {2.0f, kEmpty, 1.0f, kEmpty}, {-1.0f, -1.0f, -1.0f, -1.0f}},
+                {{3.0f, 1.5f, 20.0f, 7.0f}, {2.5f, 0.0f, 12.0f, 0.0f}, {1.0f, 4.0f, 9.0f, 2.0f}}, 4000);
+}
+
+TEST_CASE("decode_combine_kernel with a chunk maximum 95 above chunk 0's, where e^(m_s - m_0) overflows float32") {
+  // Any M gives the same quotient in exact arithmetic, but float32's e^x overflows past
+  // x = 88.7: relative to chunk 0's maximum (or any M below the largest m_s), chunk 1's
+  // weight is e^95 = infinity, and the output NaN. Relative to the true M, chunk 0's
+  // weight e^-95 is a subnormal (0 where subnormals are flushed): far below the atol.
+  check_combine({{0.0f, 95.0f, 40.0f}, {-10.0f, 100.0f, kEmpty}}, {{2.0f, 1.5f, 5.0f}, {3.0f, 2.0f, 0.0f}}, 4010);
 }
