@@ -38,7 +38,7 @@ inline constexpr int kFlashTcWarps = kFlashTcRows / 16;
 inline constexpr int kFlashTcKeys = 64;
 
 /// Bytes of dynamic shared memory the tensor-core kernel uses at head dimension d
-/// (README section 8): 93 KiB at d = 128, 61 KiB at d = 64.
+/// (README section 14, "Shared memory"): 93 KiB at d = 128, 61 KiB at d = 64.
 std::size_t flash_fp16_shared_bytes(int d);
 
 /// launch_flash_attention with q, k, v in half precision and both products on the

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <xtensor/xview.hpp>
@@ -32,6 +33,13 @@ Tensor2 download(const DeviceBuffer<float>& buffer, std::size_t rows, std::size_
 std::vector<float> elements(const Tensor2& t) { return std::vector<float>(t.begin(), t.end()); }
 
 int as_int(std::size_t n) { return static_cast<int>(n); }
+
+/// "{5, 7, 8}": a failed check of two of them shows both (doctest prints a vector as {?}).
+std::string text(const std::vector<int>& values) {
+  std::string out = "{";
+  for (std::size_t n = 0; n < values.size(); ++n) out += (n > 0 ? ", " : "") + std::to_string(values[n]);
+  return out + "}";
+}
 
 /// expf's error, relative: CUDA's is within 2 ulp (CUDA C++ Programming Guide, the
 /// single-precision mathematical functions), 2 ulp <= 4 u; glibc's is within 1 ulp.
@@ -109,8 +117,9 @@ TEST_CASE("causal_key_range: a block reads the keys its last row sees, each row 
     CAPTURE(c.causal);
     DeviceBuffer<int> kv_end(c.kv_end.size()), row_end(c.row_end.size());
     gpu::testing::causal_key_range(c.rows, c.tq, c.tk, c.causal, c.q_offset, kv_end.get(), row_end.get());
-    CHECK(kv_end.download() == c.kv_end);
-    CHECK(row_end.download() == c.row_end);
+    INFO("kv_end: one value per block of ", c.rows, " rows; row_end: one per query row (got == expected)");
+    CHECK(text(kv_end.download()) == text(c.kv_end));
+    CHECK(text(row_end.download()) == text(c.row_end));
   }
 }
 
@@ -135,6 +144,9 @@ TEST_CASE("load_kv_tile: the block copies a tile of keys and values, zeros from 
         xt::view(v_want, j) = xt::view(v, k0 + j);
       }
       const Tolerance exact{0.0, 0.0, "a copy is exact"};
+      INFO("rows (keys) of the tile, from k0; expected zeros from kv_end = ", kv_end,
+           " on. NaN in a row: it was left unwritten (the test fills the shared tiles with NaN first) "
+           "or read from a key at or past kv_end (NaN there in k and v, which the function must not read)");
       ATTN_CHECK_CLOSE(download(k_tile, keys, d), k_want, exact);
       ATTN_CHECK_CLOSE(download(v_tile, keys, d), v_want, exact);
     }
@@ -255,6 +267,9 @@ TEST_CASE("write_output: the row's output o / l, and nothing past column D") {
     gpu::testing::write_output(dout.get(), l, as_int(d), out.get());
     ref::Matrix want = xt::ones<double>({std::size_t{1}, width}) * kSentinel;
     for (std::size_t c = 0; c < d; ++c) want(0, c) = static_cast<double>(o(0, c)) / l;
+    INFO("columns 0 to D - 1 expect o / l; columns D to ", width - 1, " hold the sentinel ", kSentinel,
+         ", which marks memory write_output must not write. The test gives each lane NaN for its o[r] "
+         "past column D, so NaN there means a column at or past D was written");
     ATTN_CHECK_CLOSE(download(out, 1, width), want, (Tolerance{0.0, kUnitRoundoff, "one float32 division: u"}));
   }
 }

@@ -4,11 +4,13 @@
 #include "flash_attention.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include <xtensor/xview.hpp>
 
 #include "attention.hpp"
+#include "attn/cuda.hpp"
 #include "attn/testing.hpp"
 #include "causal.hpp"
 #include "flash_kernels.hpp"
@@ -108,9 +110,45 @@ TEST_CASE("key tiles that no query can see are never read") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   xt::view(k, xt::all(), xt::all(), xt::range(tq, tk)) = nan;
   xt::view(v, xt::all(), xt::all(), xt::range(tq, tk)) = nan;
+  INFO("keys and values from Tq on are NaN: hidden from every row, never to be read. NaN in the output: "
+       "a block loaded a key tile past its kv_end");
   ATTN_CHECK_CLOSE(flash_attention_gpu(q, k, v, Mask::causal, 0), ref::attention(q, k_seen, v_seen, true, 0),
                    tol_flash(d, tq));
 }
+
+#if !ATTN_CUDA_RUNTIME  // the count is the emulator's (attn::cuda::emu::barriers_opened)
+TEST_CASE("a causal block visits no key tile past the keys its rows see (the emulator counts its barriers)") {
+  // A kernel may loop to Tk and still load with kv_end: the tiles past kv_end are then
+  // zeros, every score there is -infinity, and the output is exact, but each block does
+  // the work of tiles that no row sees. Only the work shows: the block barriers that
+  // the emulator opens. With queries at positions 0..Tq-1, keys from Tq on are hidden
+  // from every row, so 3 more key tiles after them must not add a single barrier, while
+  // the same keys without the mask (every row sees them) must add some.
+  const std::size_t tq = 21, d = 16, hidden = 3 * gpu::kFlashKeys;
+  const Tensor4 q = random_uniform<4>({1, 2, tq, d}, 934);
+  const Tensor4 k = random_uniform<4>({1, 1, tq + hidden, d}, 935);
+  const Tensor4 v = random_uniform<4>({1, 1, tq + hidden, d}, 936);
+  const Tensor4 k_seen = xt::view(k, xt::all(), xt::all(), xt::range(0, tq));
+  const Tensor4 v_seen = xt::view(v, xt::all(), xt::all(), xt::range(0, tq));
+  const auto barriers = [&](const Tensor4& keys, const Tensor4& values, Mask mask) {
+    const std::uint64_t before = cuda::emu::barriers_opened();
+    ATTN_CHECK_CLOSE(flash_attention_gpu(q, keys, values, mask, 0),
+                     ref::attention(q, keys, values, mask == Mask::causal, 0), tol_flash(d, keys.shape(2)));
+    return cuda::emu::barriers_opened() - before;
+  };
+  const std::uint64_t seen_only = barriers(k_seen, v_seen, Mask::causal);
+  const std::uint64_t with_hidden = barriers(k, v, Mask::causal);
+  const std::uint64_t unmasked = barriers(k, v, Mask::none);
+  CAPTURE(seen_only);
+  CAPTURE(with_hidden);
+  CAPTURE(unmasked);
+  INFO("block barriers opened by the launch: Tk = Tq keys, causal (seen_only); the same plus ", hidden,
+       " keys hidden from every row, causal (with_hidden: must equal seen_only, or the blocks visit tiles "
+       "past kv_end); the same keys without the mask (unmasked: more, every tile is read)");
+  CHECK(unmasked > seen_only);
+  CHECK(with_hidden == seen_only);
+}
+#endif
 
 TEST_CASE("flash attention agrees with the CPU solutions of lessons 01, 02 and 03") {
   const Tensor4 q = random_uniform<4>({2, 4, 23, 64}, 941);

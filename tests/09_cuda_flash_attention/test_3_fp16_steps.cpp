@@ -194,6 +194,8 @@ TEST_CASE("warp_write_output: the warp's rows o / l below Tq, l of row r taken f
     ref::Matrix want = xt::ones<double>({height, d}) * kSentinel;
     for (std::size_t r = 0; r < kRows && row0 + r < std::min(tq, height); ++r)
       for (std::size_t c = 0; c < d; ++c) want(row0 + r, c) = static_cast<double>(o(r, c)) / l(0, r);
+    INFO("rows row0 to row0 + 15 below Tq = ", tq, " expect o / l; every other element holds the sentinel ",
+         kSentinel, ", which marks memory warp_write_output must not write (rows past Tq, rows outside row0 to row0 + 15)");
     ATTN_CHECK_CLOSE(download(out, height, d), want, (Tolerance{0.0, kUnitRoundoff, "one float32 division: u"}));
   }
 }

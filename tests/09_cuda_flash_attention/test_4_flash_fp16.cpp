@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include <xtensor/xview.hpp>
 
+#include "attn/cuda.hpp"
 #include "attn/testing.hpp"
 #include "flash_kernels.hpp"
 #include "gqa.hpp"
@@ -108,9 +110,45 @@ TEST_CASE("the tensor-core kernel maps query head h to KV head h / (H/G) and nev
   const float nan = std::numeric_limits<float>::quiet_NaN();
   xt::view(k2, xt::all(), xt::all(), xt::range(tq2, tk2)) = nan;
   xt::view(v2, xt::all(), xt::all(), xt::range(tq2, tk2)) = nan;
+  INFO("keys and values from Tq on are NaN: hidden from every row, never to be read. NaN in the output: "
+       "a block loaded a key tile past its kv_end");
   ATTN_CHECK_CLOSE(flash_attention_gpu_fp16(q2, k2, v2, Mask::causal, 0),
                    ref::attention(rounded_to_half(q2), k_seen, v_seen, true, 0), tol_flash_fp16(64, tq2));
 }
+
+#if !ATTN_CUDA_RUNTIME  // the count is the emulator's (attn::cuda::emu::barriers_opened)
+TEST_CASE("the tensor-core kernel's causal blocks visit no key tile past the keys their rows see (the emulator counts barriers)") {
+  // As for the float32 kernel: looping to Tk while loading with kv_end gives exact
+  // numbers (tiles of zeros, every score hidden) and shows only in the work done. Keys
+  // from Tq on are hidden from every row here: 3 more tiles of them must add no block
+  // barrier, while the same keys without the mask must add some.
+  const std::size_t tq = 40, d = 16, hidden = 3 * gpu::kFlashTcKeys;
+  const Tensor4 q = random_uniform<4>({1, 1, tq, d}, 986);
+  const Tensor4 k = random_uniform<4>({1, 1, tq + hidden, d}, 987);
+  const Tensor4 v = random_uniform<4>({1, 1, tq + hidden, d}, 988);
+  const Tensor4 k_seen = xt::view(k, xt::all(), xt::all(), xt::range(0, tq));
+  const Tensor4 v_seen = xt::view(v, xt::all(), xt::all(), xt::range(0, tq));
+  const auto barriers = [&](const Tensor4& keys, const Tensor4& values, Mask mask) {
+    const std::uint64_t before = cuda::emu::barriers_opened();
+    ATTN_CHECK_CLOSE(flash_attention_gpu_fp16(q, keys, values, mask, 0),
+                     ref::attention(rounded_to_half(q), rounded_to_half(keys), rounded_to_half(values),
+                                    mask == Mask::causal, 0),
+                     tol_flash_fp16(d, keys.shape(2)));
+    return cuda::emu::barriers_opened() - before;
+  };
+  const std::uint64_t seen_only = barriers(k_seen, v_seen, Mask::causal);
+  const std::uint64_t with_hidden = barriers(k, v, Mask::causal);
+  const std::uint64_t unmasked = barriers(k, v, Mask::none);
+  CAPTURE(seen_only);
+  CAPTURE(with_hidden);
+  CAPTURE(unmasked);
+  INFO("block barriers opened by the launch: Tk = Tq keys, causal (seen_only); the same plus ", hidden,
+       " keys hidden from every row, causal (with_hidden: must equal seen_only, or the blocks visit tiles "
+       "past kv_end); the same keys without the mask (unmasked: more, every tile is read)");
+  CHECK(unmasked > seen_only);
+  CHECK(with_hidden == seen_only);
+}
+#endif
 
 TEST_CASE("against lesson 03's float32 solution, the tensor-core kernel is off by no more than its half-rounded inputs allow") {
   // Rounding q and k to half changes each product q_c k_c by a relative 2 * 2^-11, so

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <numeric>
 #include <stdexcept>
@@ -130,6 +131,19 @@ TEST_CASE("a missing barrier fails the same way on every run") {
   block_sums(x, 256, true);
   CHECK(first == bytes(block_sums(x, 256, false)));
   CHECK(first == bytes(block_sums(x, 256, false)));
+}
+
+TEST_CASE("the emulator counts the block barriers it opens, one per __syncthreads of each block") {
+  // 3001 elements in blocks of 256 threads: 12 blocks, each with 1 + log2(256) = 9
+  // barriers; the same kernel without barriers opens none.
+  const auto x = ramp(3001);
+  const auto opened = [&](bool with_barrier) {
+    const std::uint64_t before = attn::cuda::emu::barriers_opened();
+    block_sums(x, 256, with_barrier);
+    return attn::cuda::emu::barriers_opened() - before;
+  };
+  CHECK(opened(true) == 12 * 9);
+  CHECK(opened(false) == 0);
 }
 
 TEST_CASE("reversing chunks through shared memory needs its barrier under every schedule") {

@@ -203,6 +203,13 @@ enum class Schedule {
 /// Sets the order for the launches that follow; returns the previous one.
 Schedule set_schedule(Schedule schedule);
 
+/// How many times a block barrier (__syncthreads and its _count, _and, _or forms) has
+/// opened in this program so far, over every block of every launch. For tests that
+/// check how much work a kernel does, as a count rather than a time: a kernel whose
+/// blocks run one barrier per tile opens one more per block for each tile it visits
+/// (lesson 09: a block skips the key tiles that none of its rows sees).
+std::uint64_t barriers_opened();
+
 /// What a launch is: the kernel's name and identity, the grid, the block, the dynamic shared bytes.
 struct LaunchConfig {
   const char* kernel;

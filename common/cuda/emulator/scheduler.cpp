@@ -127,6 +127,7 @@ struct Block {
 Block* current = nullptr;  // the block being run, or nullptr outside a launch
 StackPool stacks;
 Schedule schedule_policy = Schedule::shuffled;
+std::uint64_t barriers_opened_so_far = 0;  // barriers_opened()
 std::map<KernelId, std::size_t> shared_optin;  // cudaFuncAttributeMaxDynamicSharedMemorySize
 
 // --- AddressSanitizer must be told when the stack changes under it. ---
@@ -397,6 +398,7 @@ void release_barrier(Block& b) {
     t.state = Thread::ready;
     t.barrier_count = count;
   }
+  ++barriers_opened_so_far;
 }
 
 void run_block(Block& b) {
@@ -496,6 +498,8 @@ bool is_stack_guard(std::uintptr_t address) { return stacks.is_guard(address); }
 }  // namespace internal
 
 Schedule set_schedule(Schedule schedule) { return std::exchange(schedule_policy, schedule); }
+
+std::uint64_t barriers_opened() { return barriers_opened_so_far; }
 
 void run_grid(const LaunchConfig& config, const std::function<void()>& thread_body) {
   if (current != nullptr)
