@@ -1,6 +1,7 @@
 /// @file rope_reference.hpp
-/// @brief A float64 rotary embedding in plain loops, written from the formula and
-///        sharing no code with the lesson, and the channel order of the two pairings.
+/// @brief The channel order of the two pairings, and float64 dot products and norms of
+///        rows; the float64 rotary embedding itself, ref::rope, is in common/attn/reference.hpp
+///        (lesson 11's tests use it too).
 #pragma once
 
 #include <cmath>
