@@ -88,7 +88,7 @@ AttentionGrads flash_attention_backward(const Tensor4& q, const Tensor4& k, cons
   check_gqa_arguments(q, k, v, mask, q_offset, where);
   require(tile > 0, where, "a tile needs at least 1 row, given tile = 0");
   const std::size_t nb = q.shape(0), nh = q.shape(1), tq = q.shape(2);
-  const std::size_t ng = k.shape(1), tk = k.shape(2), dv = v.shape(3);
+  const std::size_t dv = v.shape(3);
   require_shape(where, "dout (B, H, Tq, Dv)", std::array{nb, nh, tq, dv}, dout.shape());
   require_shape(where, "the forward's O (B, H, Tq, Dv)", std::array{nb, nh, tq, dv}, fwd.out.shape());
   require_shape(where, "the forward's L (B, H, Tq)", std::array{nb, nh, tq}, fwd.lse.shape());

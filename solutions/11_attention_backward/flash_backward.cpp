@@ -153,7 +153,7 @@ AttentionGrads flash_attention_backward(const Tensor4& q, const Tensor4& k, cons
   check_gqa_arguments(q, k, v, mask, q_offset, where);
   require(tile > 0, where, "a tile needs at least 1 row, given tile = 0");
   const std::size_t nb = q.shape(0), nh = q.shape(1), tq = q.shape(2);
-  const std::size_t ng = k.shape(1), tk = k.shape(2), dv = v.shape(3);
+  const std::size_t dv = v.shape(3);
   require_shape(where, "dout (B, H, Tq, Dv)", std::array{nb, nh, tq, dv}, dout.shape());
   require_shape(where, "the forward's O (B, H, Tq, Dv)", std::array{nb, nh, tq, dv}, fwd.out.shape());
   require_shape(where, "the forward's L (B, H, Tq)", std::array{nb, nh, tq}, fwd.lse.shape());
@@ -161,12 +161,12 @@ AttentionGrads flash_attention_backward(const Tensor4& q, const Tensor4& k, cons
   const Tensor3 row_terms = flash_backward_row_terms(dout, fwd.out);  // (B, H, Tq)
   AttentionGrads grads{xt::zeros<float>(q.shape()), Tensor4(k.shape()), Tensor4(v.shape())};
   for (std::size_t b = 0; b < nb; ++b)
-    for (std::size_t g = 0; g < ng; ++g)
-      for (std::size_t j0 = 0; j0 < tk; j0 += tile) {
-        const std::size_t j1 = std::min(j0 + tile, tk);
+    for (std::size_t g = 0; g < k.shape(1); ++g)
+      for (std::size_t j0 = 0; j0 < k.shape(2); j0 += tile) {
+        const std::size_t j1 = std::min(j0 + tile, k.shape(2));
         const Tensor2 kj = xt::view(k, b, g, xt::range(j0, j1)), vj = xt::view(v, b, g, xt::range(j0, j1));
         Tensor2 dkj = xt::zeros<float>(kj.shape()), dvj = xt::zeros<float>(vj.shape());
-        for (std::size_t h = g * (nh / ng); h < (g + 1) * (nh / ng); ++h)
+        for (std::size_t h = g * (nh / k.shape(1)); h < (g + 1) * (nh / k.shape(1)); ++h)
           for (std::size_t i0 = 0; i0 < tq; i0 += tile) {
             const std::size_t i1 = std::min(i0 + tile, tq);
             if (mask == Mask::causal && q_offset + i1 - 1 < j0) continue;  // all of it hidden
