@@ -1,6 +1,7 @@
 /// @file rope_reference.hpp
-/// @brief A float64 rotary embedding in plain loops, written from the formula and
-///        sharing no code with the lesson, and the channel order of the two pairings.
+/// @brief The channel order of the two pairings, and float64 dot products and norms of
+///        rows; the float64 rotary embedding itself, ref::rope, is in common/attn/reference.hpp
+///        (lesson 11's tests use it too).
 #pragma once
 
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <xtensor/xtensor.hpp>
 
 #include "attn/core.hpp"
+#include "attn/reference.hpp"
 
 namespace attn::ref {
 
@@ -17,26 +19,7 @@ namespace attn::ref {
 /// half-split layout: pair (2i, 2i + 1) <- (i, i + D/2).
 inline std::size_t adjacent_source(std::size_t j, std::size_t d) { return (j % 2) * (d / 2) + j / 2; }
 
-/// RoPE in float64: row t of x at position first_position + t, pair i turned by
-/// p theta^(-2i/D); pairs (2i, 2i+1) if adjacent, else (i, i + D/2).
-template <class T>
-xt::xtensor<double, 4> rope(const xt::xtensor<T, 4>& x, std::size_t first_position, bool adjacent,
-                            double theta = 10000.0) {
-  const std::size_t nb = x.shape(0), nh = x.shape(1), nt = x.shape(2), d = x.shape(3);
-  xt::xtensor<double, 4> y({nb, nh, nt, d});
-  for (std::size_t b = 0; b < nb; ++b)
-    for (std::size_t h = 0; h < nh; ++h)
-      for (std::size_t t = 0; t < nt; ++t)
-        for (std::size_t i = 0; i < d / 2; ++i) {
-          const double angle = static_cast<double>(first_position + t) *
-                               std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(d));
-          const std::size_t a = adjacent ? 2 * i : i, c = adjacent ? 2 * i + 1 : i + d / 2;
-          const double xa = static_cast<double>(x(b, h, t, a)), xb = static_cast<double>(x(b, h, t, c));
-          y(b, h, t, a) = xa * std::cos(angle) - xb * std::sin(angle);
-          y(b, h, t, c) = xa * std::sin(angle) + xb * std::cos(angle);
-        }
-  return y;
-}
+// ref::rope, the float64 rotation itself, is in common/attn/reference.hpp.
 
 /// x with the channels of every head reordered from the half-split to the adjacent layout.
 template <class T>
