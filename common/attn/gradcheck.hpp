@@ -154,7 +154,10 @@ inline double fd_truncation(double m3, double step = kFdStep) { return step * st
 /// The magnitudes that the bounds of an attention's gradients depend on, measured in float64
 /// from the inputs. Query head h reads KV head h / (H/G).
 struct AttentionScales {
-  std::size_t d = 0, dv = 0, tq = 0, tk = 0;
+  std::size_t d = 0;         ///< D, the head dimension of q and k
+  std::size_t dv = 0;        ///< the head dimension of v
+  std::size_t tq = 0;        ///< Tq, the query rows
+  std::size_t tk = 0;        ///< Tk, the keys
   std::size_t group = 1;     ///< H / G, the query heads that read one KV head
   double q_max = 0.0;        ///< max |q|
   double k_max = 0.0;        ///< max |k|
@@ -244,7 +247,9 @@ inline FlashForwardTolerance tol_flash_forward(const AttentionScales& s, std::si
 
 /// Bounds of dQ, dK and dV.
 struct AttentionGradTolerance {
-  Tolerance dq, dk, dv;
+  Tolerance dq;  ///< the bound of dQ
+  Tolerance dk;  ///< the bound of dK
+  Tolerance dv;  ///< the bound of dV
 };
 
 /// E_32 of item 4: the float32 errors of dQ, dK, dV of an attention backward with `key_tiles`
@@ -283,7 +288,9 @@ inline double attention_error64(const AttentionScales& s, double eta64 = 0.0) {
 /// A_k = max|k| / sqrt(D) and A_q = max|q| / sqrt(D) of a score's slope: 1 when the coordinate
 /// is q or k itself, 2 when it is an input of RoPE (a rotated channel mixes two: |cos| + |sin|).
 struct ThirdDerivatives {
-  double q = 0.0, k = 0.0, v = 0.0;
+  double q = 0.0;  ///< along a coordinate of q
+  double k = 0.0;  ///< along a coordinate of k
+  double v = 0.0;  ///< along a coordinate of v
 };
 
 /// Bounds of |L'''| for L = sum dO o O along one coordinate of q, k or v (item 2).

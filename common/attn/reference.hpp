@@ -22,6 +22,7 @@ using Matrix = xt::xtensor<double, 2>;  ///< float64 (rows, cols)
 using Array4 = xt::xtensor<double, 4>;  ///< float64 (B, H, T, D)
 
 namespace detail {
+/// C = A B in float64 for inputs of element type T (float or double); see ref::matmul.
 template <class T>
 Matrix matmul(const xt::xtensor<T, 2>& a, const xt::xtensor<T, 2>& b) {
   const std::size_t m = a.shape(0), kk = a.shape(1), n = b.shape(1);
@@ -36,6 +37,7 @@ Matrix matmul(const xt::xtensor<T, 2>& a, const xt::xtensor<T, 2>& b) {
   return c;
 }
 
+/// Row softmax in float64 for inputs of element type T; see ref::softmax_rows.
 template <class T>
 Matrix softmax_rows(const xt::xtensor<T, 2>& x) {
   Matrix y({x.shape(0), x.shape(1)});
