@@ -24,6 +24,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -90,10 +91,14 @@ Perplexity perplexity(const LlamaModel& model, const std::vector<std::size_t>& t
   Timer timer;
   for (std::size_t c = 0; c < r.chunks; ++c) {
     const std::vector<std::size_t> chunk(text.begin() + long(c * n_ctx), text.begin() + long((c + 1) * n_ctx));
-    Tokens tokens = Tokens::from_shape({1, n_ctx});
-    std::copy(chunk.begin(), chunk.end(), tokens.begin());
-    const Tensor2 logits = xt::view(model.forward(tokens), 0, xt::all(), xt::all());
-    for (const double nll : next_token_nll(logits, chunk, n_ctx / 2)) {
+    std::vector<double> nlls;
+    try {  // forward, the scored logits checked finite, next_token_nll
+      nlls = sequence_nll(model, chunk, n_ctx / 2);
+    } catch (const std::range_error& e) {
+      throw std::range_error("perplexity: chunk " + std::to_string(c) + " (tokens " +
+                             std::to_string(c * n_ctx) + " ...): " + e.what());
+    }
+    for (const double nll : nlls) {
       sum += nll;
       sum_sq += nll * nll;
       ++r.scored;

@@ -49,6 +49,12 @@ void dequantize(TensorType type, std::span<const std::byte> bytes, std::span<flo
     throw std::invalid_argument("dequantize " + std::string(to_string(type)) + ": expected " +
                                 std::to_string(blocks * block_size) + " bytes for " +
                                 std::to_string(out.size()) + " outputs, given " + std::to_string(bytes.size()));
+  // File::parse refuses such a tensor already; bytes from elsewhere are checked here.
+  if (const auto bad = first_non_finite(type, bytes))
+    throw std::invalid_argument("dequantize " + std::string(to_string(type)) + ": " +
+                                (per_block > 1 ? "block " : "element ") + std::to_string(bad->block) +
+                                " of " + std::to_string(blocks) + ": " + std::string(bad->field) +
+                                ": expected a finite number, given " + bad->value);
   const std::byte* in = bytes.data();
   float* y = out.data();
   switch (type) {

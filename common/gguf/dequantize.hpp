@@ -16,7 +16,8 @@ float half_to_float(std::uint16_t bits);
 
 /// Decodes whole blocks of `type`: `bytes` holds out.size() / block_elements(type)
 /// blocks. Throws std::invalid_argument if out.size() is not a multiple of the
-/// block or bytes.size() does not match.
+/// block or bytes.size() does not match, or if a value, a scale or a minimum is NaN or
+/// infinite (first_non_finite), naming the block.
 void dequantize(TensorType type, std::span<const std::byte> bytes, std::span<float> out);
 
 /// Rows [first, first + count) of `tensor` (each of tensor.row_length() numbers),

@@ -72,6 +72,66 @@ std::size_t block_bytes(TensorType type) {
 
 namespace {
 
+std::string hex_bits(std::uint32_t bits, int digits) {
+  static const char* hex = "0123456789abcdef";
+  std::string out = "0x";
+  for (int k = digits - 1; k >= 0; --k) out += hex[(bits >> (4 * k)) & 15u];
+  return out;
+}
+
+/// "NaN (0x7e00)", "+inf (0x7c00)", "-inf (0xff800000)": a non-finite half or float.
+std::string describe_non_finite(std::uint32_t bits, bool half) {
+  const std::uint32_t mantissa = half ? bits & 0x3ffu : bits & 0x7fffffu;
+  const bool negative = half ? (bits & 0x8000u) != 0 : (bits & 0x80000000u) != 0;
+  const std::string what = mantissa != 0 ? "NaN" : negative ? "-inf" : "+inf";
+  return what + " (" + hex_bits(bits, half ? 4 : 8) + ")";
+}
+
+}  // namespace
+
+std::optional<NonFinite> first_non_finite(TensorType type, std::span<const std::byte> bytes) {
+  // Where each block keeps its floats: (offset in the block, name, float16 or float32).
+  struct Field {
+    std::size_t at;
+    std::string_view name;
+    bool half;
+  };
+  static constexpr Field value32[] = {{0, "value", false}};
+  static constexpr Field value16[] = {{0, "value", true}};
+  static constexpr Field scale[] = {{0, "scale d", true}};
+  static constexpr Field scale_min[] = {{0, "scale d", true}, {2, "minimum m", true}};
+  std::span<const Field> fields;
+  switch (type) {
+    case TensorType::F32: fields = value32; break;
+    case TensorType::F16: fields = value16; break;
+    case TensorType::Q4_0: case TensorType::Q8_0: fields = scale; break;
+    case TensorType::Q4_1: fields = scale_min; break;
+  }
+  const std::size_t size = block_bytes(type);
+  if (size == 0) return std::nullopt;
+  const std::size_t blocks = bytes.size() / size;
+  const std::byte* p = bytes.data();
+  for (std::size_t b = 0; b < blocks; ++b, p += size)
+    for (const Field& f : fields) {
+      // All exponent bits set: infinity (mantissa 0) or NaN.
+      std::uint32_t bits;
+      bool bad;
+      if (f.half) {
+        std::uint16_t h;
+        std::memcpy(&h, p + f.at, sizeof h);
+        bits = h;
+        bad = (h & 0x7c00u) == 0x7c00u;
+      } else {
+        std::memcpy(&bits, p + f.at, sizeof bits);
+        bad = (bits & 0x7f800000u) == 0x7f800000u;
+      }
+      if (bad) return NonFinite{b, b * size + f.at, f.name, describe_non_finite(bits, f.half)};
+    }
+  return std::nullopt;
+}
+
+namespace {
+
 /// Size in bytes of a scalar of `type` in the file; 0 for STRING and ARRAY.
 std::uint64_t scalar_bytes(ValueType type) {
   switch (type) {
@@ -444,6 +504,21 @@ void File::parse_all() {
       in.fail(b.info_offset, "tensor " + quoted(b.name) + " offset",
               "at least " + num(a.offset + a.bytes) + ", past the end of tensor " + quoted(a.name),
               num(b.offset) + " (overlapping)");
+  }
+  // Every stored number is finite: a NaN or an infinity in a weight, or in the scale or
+  // minimum of a quantized block, is damage (no trained model holds one), and it would flow
+  // silently into every computation that reads the tensor, dequantized or in place.
+  for (const TensorInfo& t : tensors_) {
+    const auto bad = first_non_finite(t.type, t.data);
+    if (!bad) continue;
+    const bool blocks = block_elements(t.type) > 1;
+    const std::uint64_t per_row = t.row_length() / block_elements(t.type);
+    in.fail(data_offset_ + t.offset + bad->byte,
+            "tensor " + quoted(t.name) + " (" + std::string(to_string(t.type)) + ") " +
+                (blocks ? "block " : "element ") + num(bad->block) + " of " +
+                num(t.bytes / block_bytes(t.type)) + ", in row " + num(bad->block / per_row) + ": " +
+                std::string(bad->field),
+            "a finite float" + std::string(t.type == TensorType::F32 ? "32" : "16"), bad->value);
   }
 }
 

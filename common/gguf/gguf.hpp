@@ -53,6 +53,21 @@ std::size_t block_elements(TensorType type);
 /// Bytes per block: 4, 2, 18 (Q4_0), 20 (Q4_1), 34 (Q8_0).
 std::size_t block_bytes(TensorType type);
 
+/// A stored number that is NaN or infinite: found by first_non_finite.
+struct NonFinite {
+  std::uint64_t block = 0;  ///< which block (for F32 and F16: which element) of the bytes
+  std::uint64_t byte = 0;   ///< offset of the number in the bytes given
+  std::string_view field;   ///< "value" (F32, F16), "scale d", or "minimum m" (Q4_1)
+  std::string value;        ///< "NaN (0x7e00)", "+inf (0x7f800000)", ...
+};
+
+/// The first number of `bytes` (whole blocks of `type`) that is not finite: an F32 or F16
+/// value, or the float16 scale d (and, in Q4_1, minimum m) of a quantized block. A trained
+/// model holds none; one such scale makes its 32 weights NaN or infinite, and every logit
+/// after them. The 4- and 8-bit integers of a block are always finite. std::nullopt if all
+/// are finite; a trailing partial block is not read.
+std::optional<NonFinite> first_non_finite(TensorType type, std::span<const std::byte> bytes);
+
 /// One metadata value. Scalars are held decoded; arrays keep their element type
 /// and their raw little-endian bytes (numbers) or views of their strings.
 /// Strings are views into the mapped file: valid while the File lives.

@@ -10,6 +10,8 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -89,6 +91,66 @@ void check_llama_config(const LlamaConfig& c) {
           "rope.freq_base must be a finite number > 0, given " + std::to_string(c.rope_theta));
 }
 
+// Keys of a Llama file that this code does not read into the config, because it does only
+// one thing: each may be absent, or must say that thing (key names of llama.cpp's
+// src/llama-arch.cpp). Anything else would run as another model, silently wrong.
+void check_llama_assumptions(const gguf::File& file, const LlamaConfig& c) {
+  constexpr auto where = "llama_config";
+  auto size_is = [&](std::string_view key, std::size_t expected, const std::string& why) {
+    if (file.find(key) == nullptr) return;
+    const std::uint64_t given = file.get_uint(key);
+    require(given == expected, where,
+            std::string(key) + ": " + why + ": expected " + str(expected) + ", given " +
+                std::to_string(given));
+  };
+  const std::string d = "D = embedding_length / head_count = " + str(c.head_dim);
+  size_is("llama.rope.dimension_count", c.head_dim,
+          "RoPE rotates every dimension of a head here (no partial rotary), " + d);
+  size_is("llama.attention.key_length", c.head_dim, "keys have " + d + " numbers per head");
+  size_is("llama.attention.value_length", c.head_dim, "values have " + d + " numbers per head");
+  size_is("llama.vocab_size", c.vocab, "one token per row of token_embd.weight");
+  size_is("llama.expert_count", 0, "one MLP per block (no mixture of experts)");
+  if (file.find("llama.rope.scaling.type") != nullptr) {
+    const std::string_view type = file.get_string("llama.rope.scaling.type");
+    require(type == "none", where,
+            "llama.rope.scaling.type: RoPE is not scaled here: expected \"none\", given \"" +
+                std::string(type) + "\"");
+  }
+  for (const std::string_view key : {"llama.rope.scaling.factor", "llama.rope.scale_linear"}) {
+    if (file.find(key) == nullptr) continue;
+    const double factor = file.get_float(key);  // 0 means unset, as in llama.cpp
+    std::ostringstream given;
+    given << factor;
+    require(factor == 0.0 || factor == 1.0, where,
+            std::string(key) + ": RoPE is not scaled here: expected 1 (or 0, unset), given " +
+                given.str());
+  }
+}
+
+// The tensors load_llama reads; a file with any other (biases, rope_freqs.weight, experts,
+// more blocks than block_count) describes a model this code would run without them.
+void check_llama_tensors(const gguf::File& file, const LlamaConfig& c) {
+  auto used = [&](std::string_view name) {
+    if (name == "token_embd.weight" || name == "output_norm.weight" || name == "output.weight")
+      return true;
+    for (std::size_t l = 0; l < c.n_layers; ++l) {
+      const std::string p = "blk." + str(l) + ".";
+      if (name.substr(0, p.size()) != p) continue;
+      const std::string_view rest = name.substr(p.size());
+      for (const char* t : {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm",
+                            "ffn_gate", "ffn_up", "ffn_down"})
+        if (rest == std::string(t) + ".weight") return true;
+    }
+    return false;
+  };
+  for (const gguf::TensorInfo& t : file.tensors())
+    require(used(t.name), "load_llama",
+            "tensor '" + std::string(t.name) + "': expected only the tensors of a Llama of " +
+                str(c.n_layers) + " blocks (token_embd, output_norm, output, blk.N.{attn_norm, " +
+                "attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down} " +
+                "weights), given one this code does not use");
+}
+
 }  // namespace
 
 LlamaConfig read_llama_config(const gguf::File& file) {
@@ -103,6 +165,7 @@ LlamaConfig llama_config(const gguf::File& file) {
           "expected general.architecture \"llama\", given \"" + std::string(arch) + "\"");
   const LlamaConfig c = read_llama_config(file);
   check_llama_config(c);
+  check_llama_assumptions(file, c);
   return c;
 }
 
@@ -158,6 +221,7 @@ LlamaWeights load_llama(const gguf::File& file) {
   LlamaWeights w;
   w.config = llama_config(file);
   const LlamaConfig& c = w.config;
+  check_llama_tensors(file, c);
   const std::size_t dm = c.d_model, hd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
   w.embedding = read_matrix(file, "token_embd.weight", c.vocab, dm, false);  // (V, d_model)
   for (std::size_t l = 0; l < c.n_layers; ++l) {
@@ -332,6 +396,28 @@ std::size_t pick_token(const std::vector<double>& p, const std::vector<std::size
   // END TODO(07.9)
 }
 
+namespace {
+
+// The first logit of a row that is NaN or infinite, and how many are, as a message.
+std::string non_finite_logits(const float* row, std::size_t v) {
+  std::size_t count = 0, first = v;
+  for (std::size_t id = 0; id < v; ++id)
+    if (!std::isfinite(row[id]) && count++ == 0) first = id;
+  if (count == 0) return "";
+  const float x = row[first];
+  return str(count) + " of " + str(v) + " logits are not finite, the first at id " + str(first) +
+         " (" + (std::isnan(x) ? "NaN" : x > 0 ? "+inf" : "-inf") + ")";
+}
+
+}  // namespace
+
+void require_finite_logits(const Tensor1& logits, const std::string& where) {
+  const std::string bad = non_finite_logits(logits.data(), logits.size());
+  if (!bad.empty())
+    throw std::range_error(where + ": " + bad + "; the weights hold a NaN or an infinity, " +
+                           "or the activations overflowed float32");
+}
+
 std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u) {
   constexpr auto where = "sample_next";
   require(logits.size() > 0, where, "logits need at least one token, given V = 0");
@@ -340,6 +426,8 @@ std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u) {
   require(s.top_p > 0.0f && s.top_p <= 1.0f, where,
           "top_p must be in (0, 1], given " + std::to_string(s.top_p));
   require(u >= 0.0 && u < 1.0, where, "u must be in [0, 1), given " + std::to_string(u));
+  const std::string bad = non_finite_logits(logits.data(), logits.size());
+  require(bad.empty(), where, "expected finite logits, given " + bad);
   if (s.temperature == 0.0f) return greedy_token(logits);
   const std::vector<double> p = tempered_probabilities(logits, s.temperature);
   return pick_token(p, top_p_nucleus(p, s.top_p), u);
@@ -380,6 +468,9 @@ std::vector<std::size_t> generate(const LlamaModel& model, const std::vector<std
   local.prefill_seconds = timer.seconds();
   timer.reset();
   while (true) {
+    // Step k chooses new token k from the logits of position prompt.size() - 1 + k.
+    require_finite_logits(logits, "generate: step " + str(out.size()) + " (the logits of position " +
+                                      str(prompt.size() - 1 + out.size()) + ")");
     const std::size_t next = sample_next(logits, sampling, uniform(rng));
     out.push_back(next);
     const bool go_on = !on_token || on_token(next);
@@ -403,9 +494,31 @@ std::vector<std::size_t> generate_uncached(const LlamaModel& model,
     Tokens tokens = Tokens::from_shape({1, seq.size()});
     std::copy(seq.begin(), seq.end(), tokens.begin());
     const Tensor3 logits = model.forward(tokens);
+    require_finite_logits(xt::view(logits, 0, seq.size() - 1, xt::all()),
+                          "generate_uncached: step " + str(i) + " (the logits of position " +
+                              str(seq.size() - 1) + ")");
     seq.push_back(greedy_next(logits)(0));
   }
   return std::vector<std::size_t>(seq.begin() + static_cast<std::ptrdiff_t>(prompt.size()), seq.end());
+}
+
+std::vector<double> sequence_nll(const LlamaModel& model, const std::vector<std::size_t>& tokens,
+                                 std::size_t first) {
+  require(tokens.size() >= 2 && first < tokens.size() - 1, "sequence_nll",
+          "the first scored position must be < T - 1, given first = " + str(first) + " with T = " +
+              str(tokens.size()));
+  Tokens batch = Tokens::from_shape({1, tokens.size()});
+  std::copy(tokens.begin(), tokens.end(), batch.begin());
+  const Tensor2 logits = xt::view(model.forward(batch), 0, xt::all(), xt::all());
+  const std::size_t v = logits.shape(1);
+  for (std::size_t t = first; t + 1 < tokens.size(); ++t) {
+    const std::string bad = non_finite_logits(logits.data() + t * v, v);
+    if (!bad.empty())
+      throw std::range_error("sequence_nll: position " + str(t) + " (scoring the token at " +
+                             str(t + 1) + "): " + bad + "; the weights hold a NaN or an " +
+                             "infinity, or the activations overflowed float32");
+  }
+  return next_token_nll(logits, tokens, first);
 }
 
 }  // namespace attn

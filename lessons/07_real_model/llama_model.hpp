@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "attn/core.hpp"
@@ -43,12 +44,18 @@ struct LlamaConfig {
 LlamaConfig read_llama_config(const gguf::File& file);
 
 /// The config of a Llama GGUF file: general.architecture checked, read_llama_config, then
-/// every rule the model needs to run (one check each, in check_llama_config).
+/// every rule the model needs to run (one check each, in check_llama_config), then every
+/// key this code does not read but assumes (check_llama_assumptions): each may be absent or
+/// must say what the code does.
 /// @throws gguf::FormatError if a required key is missing or has another type.
 /// @throws std::invalid_argument if general.architecture is not "llama", a size is 0,
 ///         H does not divide d_model, G does not divide H, D is odd (RoPE rotates pairs),
-///         or the epsilon or RoPE's base is not a finite number > 0; the message names
-///         expected and given.
+///         the epsilon or RoPE's base is not a finite number > 0, llama.rope.dimension_count,
+///         llama.attention.key_length or value_length is not D (RoPE over the whole head),
+///         llama.vocab_size is not the rows of token_embd.weight, llama.expert_count is not
+///         0, or RoPE is scaled (llama.rope.scaling.type other than "none",
+///         llama.rope.scaling.factor or llama.rope.scale_linear other than 0 or 1); the
+///         message names the key, expected and given.
 LlamaConfig llama_config(const gguf::File& file);
 
 /// RMSNorm of every vector of x: y = x / sqrt(mean(x^2) + eps) * gain, with the sum of
@@ -101,9 +108,12 @@ struct LlamaWeights {
 };
 
 /// Reads llama_config(file) and every tensor the config asks for, dequantized and
-/// transposed from GGUF's (out, in) rows into (in, out).
+/// transposed from GGUF's (out, in) rows into (in, out). (The reader has refused a NaN or
+/// infinite weight, block scale or minimum when it opened the file.)
 /// @throws std::out_of_range naming a tensor that is missing.
-/// @throws std::invalid_argument naming a tensor whose shape is not the config's.
+/// @throws std::invalid_argument naming a tensor whose shape is not the config's, or one
+///         that the model does not use (a bias, rope_freqs.weight, experts, a block past
+///         block_count): running without it would be another model.
 /// @throws what llama_config and the dequantizer throw.
 LlamaWeights load_llama(const gguf::File& file);
 
@@ -231,6 +241,14 @@ std::vector<std::size_t> top_p_nucleus(const std::vector<double>& p, double top_
 std::size_t pick_token(const std::vector<double>& p, const std::vector<std::size_t>& nucleus,
                        double u);
 
+/// Throws std::range_error (a std::runtime_error) "<where>: N of V logits are not finite,
+/// the first at id I (NaN): ..." unless every logit is finite. A NaN or an infinity in a
+/// weight, or an overflow, makes every later logit NaN; greedy would then pick id 0 (often
+/// an end-of-text token) and generation would end silently.
+/// @param logits (V) of one position
+/// @param where  names the caller, the step and the position
+void require_finite_logits(const Tensor1& logits, const std::string& where);
+
 /// Picks a token id from one position's logits: greedy_token when the temperature is 0;
 /// otherwise p = tempered_probabilities(logits, temperature) and pick_token(p,
 /// top_p_nucleus(p, top_p), u).
@@ -238,7 +256,7 @@ std::size_t pick_token(const std::vector<double>& p, const std::vector<std::size
 /// @param s      temperature >= 0 and top_p in (0, 1]
 /// @param u      a uniform number in [0, 1): the randomness, supplied by the caller
 /// @throws std::invalid_argument if V is 0, the temperature is negative or not finite,
-///         top_p is outside (0, 1], or u is outside [0, 1).
+///         top_p is outside (0, 1], u is outside [0, 1), or a logit is not finite.
 std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u);
 
 /// The negative log-likelihood, in nats, of each next token: for t = first ... T - 2,
@@ -253,6 +271,18 @@ std::size_t sample_next(const Tensor1& logits, const Sampling& s, double u);
 ///         if an id is >= V.
 std::vector<double> next_token_nll(const Tensor2& logits, const std::vector<std::size_t>& tokens,
                                    std::size_t first);
+
+/// The next-token NLLs of one sequence under the model: forward(tokens) without a cache,
+/// the logits of every scored position checked finite, then next_token_nll. The perplexity
+/// of a text is exp of the mean over its chunks (section 8 of the README).
+/// @param model  the model
+/// @param tokens T >= 2 ids: one chunk
+/// @param first  the first position scored
+/// @return       T - 1 - first values
+/// @throws std::range_error naming the position whose logits are not finite.
+/// @throws std::invalid_argument if first >= T - 1; what forward throws.
+std::vector<double> sequence_nll(const LlamaModel& model, const std::vector<std::size_t>& tokens,
+                                 std::size_t first);
 
 /// What generate() measured.
 struct GenerationStats {
@@ -279,7 +309,9 @@ struct GenerationStats {
 /// @param stats          if not null, receives the counts and times
 /// @return the new tokens
 /// @throws std::invalid_argument if the prompt is empty; std::out_of_range if prompt plus
-///         max_new_tokens do not fit in the cache (checked before any work).
+///         max_new_tokens do not fit in the cache (checked before any work);
+///         std::range_error if the logits of a step are not finite, naming the step (k for
+///         new token k) and the position they were computed at (prompt size - 1 + k).
 std::vector<std::size_t> generate(const LlamaModel& model, const std::vector<std::size_t>& prompt,
                                   std::size_t max_new_tokens, ModelCache& cache,
                                   const Sampling& sampling = {}, std::uint64_t seed = 0,
@@ -293,7 +325,7 @@ std::vector<std::size_t> generate(const LlamaModel& model, const std::vector<std
 /// @param prompt token ids, at least one
 /// @param n_new  tokens to generate
 /// @return       the n_new generated tokens
-/// @throws std::invalid_argument if the prompt is empty.
+/// @throws std::invalid_argument if the prompt is empty; std::range_error as generate.
 std::vector<std::size_t> generate_uncached(const LlamaModel& model,
                                            const std::vector<std::size_t>& prompt,
                                            std::size_t n_new);

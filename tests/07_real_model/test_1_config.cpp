@@ -3,6 +3,8 @@
 // GGUF file in memory, so these tests need no download.
 #include "llama_model.hpp"
 
+#include <functional>
+
 #include "attn/testing.hpp"
 #include "tiny_llama.hpp"
 
@@ -93,4 +95,70 @@ TEST_CASE("llama_config refuses an epsilon or a RoPE base that is not a number >
   CHECK_THROWS_WITH_AS(config_of(tiny::writer(tiny::make_weights(s))),
                        doctest::Contains("rope.freq_base must be a finite number > 0, given -1"),
                        std::invalid_argument);
+}
+
+TEST_CASE("llama_config refuses a rotary dimension count other than the head dimension") {
+  const tiny::Weights w = tiny::make_weights(tiny::Spec{});  // D = 16 / 4 = 4
+  auto rotating = [&](std::uint32_t n) {
+    auto out = tiny::writer(w);
+    out.u32("llama.rope.dimension_count", n);
+    return config_of(out);
+  };
+  CHECK(rotating(4).head_dim == 4);  // SmolLM2's file says 64 = D
+  // Partial rotary (RoPE on 2 of each head's 4 dimensions) would need another attention.
+  CHECK_THROWS_WITH_AS(rotating(2),
+                       doctest::Contains("llama_config: llama.rope.dimension_count: RoPE rotates every "
+                                         "dimension of a head here (no partial rotary), D = "
+                                         "embedding_length / head_count = 4: expected 4, given 2"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(rotating(8), doctest::Contains("expected 4, given 8"), std::invalid_argument);
+}
+
+TEST_CASE("llama_config refuses keys asking for what the model does not do, and accepts those that agree") {
+  const tiny::Weights w = tiny::make_weights(tiny::Spec{});  // V = 23, D = 4
+  auto with = [&](const std::function<void(attn::gguf::testing::Writer&)>& add) {
+    auto out = tiny::writer(w);
+    add(out);
+    return config_of(out);
+  };
+  using attn::gguf::testing::Writer;
+  CHECK(with([](Writer& o) {
+          o.u32("llama.attention.key_length", 4).u32("llama.attention.value_length", 4);
+          o.u32("llama.vocab_size", 23).u32("llama.expert_count", 0);
+          o.str("llama.rope.scaling.type", "none").f32("llama.rope.scaling.factor", 1.0f);
+          o.f32("llama.rope.scale_linear", 0.0f);  // 0: unset
+        }).vocab == 23);
+  CHECK_THROWS_WITH_AS(with([](Writer& o) { o.u32("llama.attention.key_length", 8); }),
+                       doctest::Contains("llama.attention.key_length: keys have D = embedding_length / "
+                                         "head_count = 4 numbers per head: expected 4, given 8"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(with([](Writer& o) { o.u32("llama.attention.value_length", 2); }),
+                       doctest::Contains("llama.attention.value_length: values have D"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(with([](Writer& o) { o.u32("llama.vocab_size", 24); }),
+                       doctest::Contains("llama.vocab_size: one token per row of token_embd.weight: "
+                                         "expected 23, given 24"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(with([](Writer& o) { o.u32("llama.expert_count", 8); }),
+                       doctest::Contains("llama.expert_count: one MLP per block (no mixture of experts): "
+                                         "expected 0, given 8"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(with([](Writer& o) { o.str("llama.rope.scaling.type", "linear"); }),
+                       doctest::Contains("llama.rope.scaling.type: RoPE is not scaled here: expected "
+                                         "\"none\", given \"linear\""),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(with([](Writer& o) { o.f32("llama.rope.scaling.factor", 4.0f); }),
+                       doctest::Contains("llama.rope.scaling.factor: RoPE is not scaled here: expected 1 "
+                                         "(or 0, unset), given 4"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(with([](Writer& o) { o.f32("llama.rope.scale_linear", 2.0f); }),
+                       doctest::Contains("llama.rope.scale_linear: RoPE is not scaled here"),
+                       std::invalid_argument);
+  // A per-layer array where the code reads one size is the reader's FormatError, naming the key.
+  CHECK_THROWS_WITH_AS(config_of([&] {
+                         auto out = tiny::writer(w, "llama.feed_forward_length");
+                         out.i32s("llama.feed_forward_length", {24, 24});
+                         return out;
+                       }()),
+                       doctest::Contains("metadata 'llama.feed_forward_length': expected an integer, found ARRAY"),
+                       attn::gguf::FormatError);
 }

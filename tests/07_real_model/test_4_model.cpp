@@ -57,6 +57,26 @@ TEST_CASE("load_llama keeps every projection as (in, out) and ties the output to
   CHECK(parameter_count(w) == v * d + 2 * (2 * d + d * (4 + 2 * 2) * 4 + 4 * 4 * d + 3 * d * ff) + d);
 }
 
+TEST_CASE("load_llama refuses a tensor the model would not use, naming it") {
+  const tiny::Weights ref = tiny::make_weights(tiny::Spec{});
+  CHECK(load_llama(tiny::file(ref)).layers.size() == 2);
+  // Llama 3.1's RoPE frequency factors, a bias, a block past block_count, an MoE expert.
+  for (const std::string name : {"rope_freqs.weight", "blk.0.attn_q.bias", "blk.2.attn_norm.weight",
+                                 "blk.1.ffn_gate_exps.weight"}) {
+    CAPTURE(name);
+    auto writer = tiny::writer(ref);
+    writer.tensor(name, {2}, 0, std::vector<std::byte>(8));
+    const auto bytes = writer.build();
+    const std::string message = "load_llama: tensor '" + name +
+                                "': expected only the tensors of a Llama of 2 blocks (token_embd, "
+                                "output_norm, output, blk.N.{attn_norm, attn_q, attn_k, attn_v, "
+                                "attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down} weights), given "
+                                "one this code does not use";
+    CHECK_THROWS_WITH_AS(load_llama(gguf::File::parse(bytes, "tiny llama")), message.c_str(),
+                         std::invalid_argument);
+  }
+}
+
 TEST_CASE("forward equals a float64 Llama forward pass for MHA, GQA and MQA heads") {
   for (const std::size_t g : {4u, 2u, 1u}) {
     CAPTURE(g);

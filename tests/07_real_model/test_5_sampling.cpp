@@ -4,6 +4,7 @@
 #include "llama_model.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "attn/testing.hpp"
 
@@ -135,7 +136,7 @@ TEST_CASE("sample_next is stable at logits of 1e4") {
   CHECK(f[1] == doctest::Approx(e / (1.0 + e)).epsilon(1e-3));
 }
 
-TEST_CASE("sample_next accepts the edges of its ranges and refuses a bad temperature, top_p or u") {
+TEST_CASE("sample_next accepts the edges of its ranges and refuses a bad temperature, top_p, u or logit") {
   CHECK(sample_next(kLogits, {0.0f, 1.0f}, 0.0) == 2);
   CHECK(sample_next(kLogits, {1.0f, 1.0f}, 0.999999) == 1);
   CHECK_THROWS_WITH_AS(sample_next(kLogits, {-1.0f, 1.0f}, 0.5), doctest::Contains("temperature"),
@@ -147,5 +148,14 @@ TEST_CASE("sample_next accepts the edges of its ranges and refuses a bad tempera
   CHECK_THROWS_WITH_AS(sample_next(kLogits, {1.0f, 1.0f}, 1.0), doctest::Contains("u must be in [0, 1)"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(sample_next(Tensor1::from_shape({0}), {}, 0.5), doctest::Contains("V = 0"),
+                       std::invalid_argument);
+  // Greedy over a NaN would return a valid-looking id; sampling would divide by a NaN sum.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH_AS(sample_next(Tensor1{0.0f, nan, 1.0f}, {}, 0.5),
+                       "sample_next: expected finite logits, given 1 of 3 logits are not finite, the first "
+                       "at id 1 (NaN)",
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sample_next(Tensor1{-inf, 0.0f, inf}, {1.0f, 1.0f}, 0.5),
+                       doctest::Contains("given 2 of 3 logits are not finite, the first at id 0 (-inf)"),
                        std::invalid_argument);
 }

@@ -1,10 +1,15 @@
-// Lesson 07, part 7: the negative log-likelihood of each next token, perplexity's parts.
+// Lesson 07, part 7: the negative log-likelihood of each next token, perplexity's parts, and
+// sequence_nll (given code), which scores one chunk of a text with the model.
 #include "llama_model.hpp"
 
 #include <cmath>
+#include <limits>
+
+#include <xtensor/xview.hpp>
 
 #include "attn/random.hpp"
 #include "attn/testing.hpp"
+#include "tiny_llama.hpp"
 
 using namespace attn;
 
@@ -43,4 +48,29 @@ TEST_CASE("next_token_nll refuses mismatched tokens, a first position past the e
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(next_token_nll(logits, {1, 2, 6, 4}, 0), doctest::Contains("given 6"),
                        std::out_of_range);
+}
+
+TEST_CASE("sequence_nll is next_token_nll of the forward logits, and names a position whose logits are not finite") {
+  tiny::Spec s;
+  s.tied = false;
+  LlamaWeights w = tiny::llama_weights(tiny::make_weights(s));
+  const std::vector<std::size_t> tokens = {1, 5, 9, 13, 17, 21};
+  Tokens batch = Tokens::from_shape({1, tokens.size()});
+  std::copy(tokens.begin(), tokens.end(), batch.begin());
+  const LlamaModel clean(w);
+  const Tensor2 logits = xt::view(clean.forward(batch), 0, xt::all(), xt::all());
+  CHECK(sequence_nll(clean, tokens, 2) == next_token_nll(logits, tokens, 2));
+  // Token 1 at position 0 carries a NaN: every later position attends to it, so every scored
+  // position is NaN, and the message names the first one scored.
+  w.embedding(1, 0) = std::numeric_limits<float>::quiet_NaN();
+  const LlamaModel damaged(std::move(w));
+  CHECK_THROWS_WITH_AS(sequence_nll(damaged, tokens, 4),
+                       doctest::Contains("sequence_nll: position 4 (scoring the token at 5)"), std::range_error);
+  CHECK_THROWS_WITH_AS(sequence_nll(damaged, tokens, 2),
+                       "sequence_nll: position 2 (scoring the token at 3): 23 of 23 logits are not finite, "
+                       "the first at id 0 (NaN); the weights hold a NaN or an infinity, or the activations "
+                       "overflowed float32",
+                       std::range_error);
+  CHECK_THROWS_WITH_AS(sequence_nll(damaged, tokens, 5), doctest::Contains("given first = 5 with T = 6"),
+                       std::invalid_argument);
 }

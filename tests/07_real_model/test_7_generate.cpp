@@ -1,6 +1,9 @@
 // Lesson 07: the generation loop (given code) on the learner's model, greedy and sampled.
 #include "llama_model.hpp"
 
+#include <algorithm>
+#include <limits>
+
 #include "attn/testing.hpp"
 #include "tiny_llama.hpp"
 
@@ -51,4 +54,34 @@ TEST_CASE("sampled generation is reproducible from its seed") {
   const auto y = generate(model, {5, 6, 7}, 30, b, hot, 42);
   CHECK(x == y);
   CHECK(generate(model, {5, 6, 7}, 30, c, hot, 43) != x);
+}
+
+TEST_CASE("non-finite logits stop generate and generate_uncached with the step and the position") {
+  tiny::Spec s;
+  s.tied = false;  // a NaN in the embedding then reaches the logits only through the tokens fed
+  const LlamaWeights clean = tiny::llama_weights(tiny::make_weights(s));
+  const std::vector<std::size_t> prompt = {4, 8, 15};
+  ModelCache first = LlamaModel(clean).make_cache(1, 16);
+  const auto tokens = generate(LlamaModel(clean), prompt, 4, first);
+  REQUIRE(std::find(prompt.begin(), prompt.end(), tokens[0]) == prompt.end());
+  // The embedding of the first new token holds a NaN: step 0 (position 2) still chooses it;
+  // step 1 runs it at position 3 and every logit there is NaN. Greedy alone would then pick
+  // id 0 and carry on (or stop at an end-of-text id 0) without a word.
+  LlamaWeights damaged = clean;
+  damaged.embedding(tokens[0], 5) = std::numeric_limits<float>::quiet_NaN();
+  const LlamaModel model(std::move(damaged));
+  ModelCache cache = model.make_cache(1, 16);
+  CHECK_THROWS_WITH_AS(generate(model, prompt, 4, cache),
+                       "generate: step 1 (the logits of position 3): 23 of 23 logits are not finite, the "
+                       "first at id 0 (NaN); the weights hold a NaN or an infinity, or the activations "
+                       "overflowed float32",
+                       std::range_error);
+  CHECK_THROWS_WITH_AS(generate_uncached(model, prompt, 4),
+                       doctest::Contains("generate_uncached: step 1 (the logits of position 3): 23 of 23"),
+                       std::range_error);
+  // In the prompt, the first step already fails, sampled or not.
+  ModelCache again = model.make_cache(1, 16);
+  CHECK_THROWS_WITH_AS(generate(model, {4, tokens[0], 15}, 4, again, {0.8f, 0.9f}, 1),
+                       doctest::Contains("generate: step 0 (the logits of position 2): 23 of 23"),
+                       std::range_error);
 }

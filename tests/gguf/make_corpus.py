@@ -6,7 +6,8 @@
 Writes small seed files into OUT_DIR: a valid file with every metadata type and
 one tensor of each supported type; truncations of it; mutated counts and lengths
 (huge, off by one, past the end); bad alignments; unknown value and tensor types;
-overflowing dims; overlapping tensors. With MODEL, also the real file's header
+overflowing dims; overlapping tensors; NaN and infinite block scales, minimums
+and values (and the largest finite half, which is valid). With MODEL, also the real file's header
 cut at a few sizes. Python 3 standard library only; run by tools/fuzz_gguf.sh.
 """
 import pathlib
@@ -71,6 +72,7 @@ class Sample:
         self.at["data"] = len(out)
         for (name, dims, ttype, data), off in zip(tensors, offsets):
             out += bytes(self.at["data"] + off - len(out))
+            self.at["data:" + name.decode()] = len(out)
             out += data
         self.bytes = bytes(out)
 
@@ -118,6 +120,16 @@ def seeds(model):
     yield "row_not_blocks", s.poke("dims:emb", "<Q", 16)
     for t in (4, 12, 30, 0xFFFFFFFF):
         yield f"tensor_type_{t}", s.poke("type:w", "<I", t)
+    # Numbers that are not finite: the float16 scale d of Q4_0, Q4_1 and Q8_0 blocks, the
+    # minimum m of Q4_1 (in its second block), F16 and F32 values; then a valid extreme.
+    yield "q4_0_scale_nan", s.poke("data:q", "<H", 0x7E00)
+    yield "q4_1_scale_inf", s.poke("data:w", "<H", 0x7C00)
+    yield "q4_1_min_nan_block_1", s.poke("data:w", "<H", 0xFE01, delta=22)
+    yield "q8_0_scale_minus_inf", s.poke("data:emb", "<H", 0xFC00)
+    yield "f16_inf", s.poke("data:h", "<H", 0x7C00, delta=6)
+    yield "f32_nan", s.poke("data:norm", "<I", 0x7FC00000, delta=8)
+    yield "f32_inf", s.poke("data:norm", "<f", float("inf"))
+    yield "q4_1_scale_max_finite", s.poke("data:w", "<H", 0x7BFF)
     if model is not None:
         with open(model, "rb") as f:
             head = f.read(16384)

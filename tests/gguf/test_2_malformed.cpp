@@ -212,3 +212,58 @@ TEST_CASE("names with control bytes are shown escaped") {
   poke<std::uint32_t>(bytes, w.at.at("value:bad\nkey") - 4, 77);
   CHECK(error_of(bytes).find("metadata 'bad\\x0akey' type") != std::string::npos);
 }
+
+TEST_CASE("a NaN or infinite scale, minimum or value is refused, naming the tensor and the block") {
+  // 'w' is Q4_1 with rows of two blocks: 64 numbers in 40 bytes, 2 rows.
+  auto one_per_block = [](std::uint16_t d, std::uint16_t m) {
+    std::vector<std::byte> block = Writer::le(d);
+    Writer::append(block, Writer::le(m));
+    block.resize(20, std::byte{0x5a});
+    return block;
+  };
+  std::vector<std::byte> data;
+  for (int b = 0; b < 4; ++b) Writer::append(data, one_per_block(0x3c00, 0xbc00));  // d = 1, m = -1
+  Writer w;
+  w.tensor("w", {64, 2}, 3, data);
+  const auto valid = w.build();
+  CHECK(error_of(valid).empty());
+  const std::size_t at = w.at.at("data");
+  auto bytes = valid;
+  poke<std::uint16_t>(bytes, at + 3 * 20 + 2, 0x7c00);  // block 3 (row 1): m = +inf
+  CHECK(error_of(bytes) == "bad.gguf: byte " + std::to_string(at + 62) +
+                               ": tensor 'w' (Q4_1) block 3 of 4, in row 1: minimum m: expected a "
+                               "finite float16, found +inf (0x7c00)");
+  bytes = valid;
+  poke<std::uint16_t>(bytes, at + 1 * 20, 0x7e00);  // block 1 (row 0): d = NaN
+  CHECK(error_of(bytes) == "bad.gguf: byte " + std::to_string(at + 20) +
+                               ": tensor 'w' (Q4_1) block 1 of 4, in row 0: scale d: expected a "
+                               "finite float16, found NaN (0x7e00)");
+  // The other types of the sample file: Q8_0 and Q4_0 scales, F16 and F32 values.
+  Writer s = sample();
+  const auto file = s.build();
+  const File f = File::parse(file);
+  auto data_of = [&](const char* name) { return f.data_offset() + f.tensor(name).offset; };
+  bytes = file;
+  poke<std::uint16_t>(bytes, data_of("emb"), 0xfc00);
+  CHECK(error_of(bytes).find("tensor 'emb' (Q8_0) block 0 of 1, in row 0: scale d: expected a finite float16, "
+                             "found -inf (0xfc00)") != std::string::npos);
+  bytes = file;
+  poke<std::uint16_t>(bytes, data_of("q"), 0xfe01);
+  CHECK(error_of(bytes).find("tensor 'q' (Q4_0) block 0 of 1, in row 0: scale d: expected a finite float16, "
+                             "found NaN (0xfe01)") != std::string::npos);
+  bytes = file;
+  poke<std::uint16_t>(bytes, data_of("h") + 6, 0x7c00);  // h is {2, 2}: element 3 is in row 1
+  CHECK(error_of(bytes).find("tensor 'h' (F16) element 3 of 4, in row 1: value: expected a finite float16, "
+                             "found +inf (0x7c00)") != std::string::npos);
+  bytes = file;
+  poke<float>(bytes, data_of("norm") + 8, std::numeric_limits<float>::quiet_NaN());
+  CHECK(error_of(bytes).find("tensor 'norm' (F32) element 2 of 4, in row 0: value: expected a finite "
+                             "float32, found NaN (0x7fc00000)") != std::string::npos);
+  // The largest finite half, zero, negative zero and subnormals are numbers like any other.
+  bytes = valid;
+  poke<std::uint16_t>(bytes, at, 0x7bff);
+  poke<std::uint16_t>(bytes, at + 2, 0x8000);
+  poke<std::uint16_t>(bytes, at + 20, 0x0001);
+  poke<std::uint16_t>(bytes, at + 22, 0x0000);
+  CHECK(error_of(bytes).empty());
+}

@@ -130,3 +130,35 @@ TEST_CASE("dequantize_rows reads one row of a tensor in a file") {
   CHECK_THROWS_WITH_AS(dequantize_rows(t, 0, 1, both), "dequantize_rows w: expected 32 outputs, given 64",
                        std::invalid_argument);
 }
+
+TEST_CASE("first_non_finite finds the first NaN or infinite scale, minimum or value; dequantize refuses it") {
+  std::vector<std::byte> blocks;
+  for (int b = 0; b < 3; ++b) {
+    put_u16(blocks, 0x3c00);
+    put_u16(blocks, b == 2 ? 0x7e00 : 0x0000);  // block 2: m = NaN
+    blocks.resize(20 * (b + 1), std::byte{0x11});
+  }
+  const auto bad = first_non_finite(TensorType::Q4_1, blocks);
+  REQUIRE(bad.has_value());
+  CHECK(bad->block == 2);
+  CHECK(bad->byte == 42);
+  CHECK(bad->field == "minimum m");
+  CHECK(bad->value == "NaN (0x7e00)");
+  std::vector<float> y(96);
+  CHECK_THROWS_WITH_AS(dequantize(TensorType::Q4_1, blocks, y),
+                       "dequantize Q4_1: block 2 of 3: minimum m: expected a finite number, given NaN (0x7e00)",
+                       std::invalid_argument);
+  // The first 34 bytes read as one Q8_0 block: its scale is 1, its 32 int8 are always finite.
+  CHECK_FALSE(first_non_finite(TensorType::Q8_0, std::span(blocks).first(34)).has_value());
+  std::vector<std::byte> floats;
+  for (float x : {1.0f, -std::numeric_limits<float>::infinity()}) Writer::append(floats, Writer::le(x));
+  std::vector<float> z(2);
+  CHECK_THROWS_WITH_AS(dequantize(TensorType::F32, floats, z),
+                       "dequantize F32: element 1 of 2: value: expected a finite number, given -inf (0xff800000)",
+                       std::invalid_argument);
+  std::vector<std::byte> halves;
+  put_u16(halves, 0x7bff);
+  put_u16(halves, 0xfc00);
+  CHECK(first_non_finite(TensorType::F16, halves)->value == "-inf (0xfc00)");
+  CHECK_FALSE(first_non_finite(TensorType::F16, std::span(halves).first(2)).has_value());
+}
