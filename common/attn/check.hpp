@@ -40,11 +40,15 @@ namespace attn {
 /// float32 unit roundoff u = 2^-24.
 inline constexpr double kUnitRoundoff = 0x1p-24;
 
-/// Higham's gamma_n = n u / (1 - n u): the relative error bound of an n-term float32 reduction.
-constexpr double gamma_n(std::size_t n) {
-  const double nu = static_cast<double>(n) * kUnitRoundoff;
+/// Higham's gamma_n = n u / (1 - n u) for a unit roundoff u: the relative error bound of an
+/// n-term reduction in a precision whose unit roundoff is u.
+constexpr double gamma_for(std::size_t n, double u) {
+  const double nu = static_cast<double>(n) * u;
   return nu / (1.0 - nu);
 }
+
+/// gamma_n of float32 (u = 2^-24).
+constexpr double gamma_n(std::size_t n) { return gamma_for(n, kUnitRoundoff); }
 
 /// An elementwise bound |got - ref| <= atol + rtol * |ref|, and the reason for it.
 struct Tolerance {

@@ -88,11 +88,8 @@ namespace attn {
 /// float64 unit roundoff u = 2^-53.
 inline constexpr double kUnitRoundoff64 = 0x1p-53;
 
-/// gamma_n for float64: n u / (1 - n u) with u = 2^-53.
-constexpr double gamma64(std::size_t n) {
-  const double nu = static_cast<double>(n) * kUnitRoundoff64;
-  return nu / (1.0 - nu);
-}
+/// gamma_n for float64 (u = 2^-53).
+constexpr double gamma64(std::size_t n) { return gamma_for(n, kUnitRoundoff64); }
 
 /// The step h of the central differences: a power of two, so that x +- h is exact for the
 /// tests' inputs (multiples of 2^-23 in [-1, 1)).

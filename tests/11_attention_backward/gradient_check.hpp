@@ -5,12 +5,42 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "attn/gradcheck.hpp"
 #include "attn/testing.hpp"
 #include "backward.hpp"
 
 namespace attn::testing_grad {
+
+/// A case of the tiled (flash) tests: B, H, G, Tq, Tk, D, the query offset, the tile of rows
+/// and keys, and the mask.
+struct TiledCase {
+  std::size_t b, h, g, tq, tk, d, offset, tile;
+  Mask mask;
+
+  /// The tiles of keys the flash loops visit at most (ceil(Tk / tile)).
+  std::size_t key_tiles() const { return (tk + tile - 1) / tile; }
+
+  /// Every field, for a failure message.
+  std::string describe() const {
+    return "b = " + std::to_string(b) + ", h = " + std::to_string(h) + ", g = " + std::to_string(g) +
+           ", tq = " + std::to_string(tq) + ", tk = " + std::to_string(tk) + ", d = " + std::to_string(d) +
+           ", offset = " + std::to_string(offset) + ", tile = " + std::to_string(tile) +
+           (mask == Mask::causal ? ", causal" : ", no mask");
+  }
+};
+
+/// q (B, H, Tq, D), k and v (B, G, Tk, D) of a case, uniform in [-1, 1), from the next three seeds.
+struct TiledInputs {
+  Tensor4 q, k, v;
+};
+inline TiledInputs random_inputs(const TiledCase& c, std::uint64_t& seed) {
+  Tensor4 q = random_uniform<4>({c.b, c.h, c.tq, c.d}, ++seed);
+  Tensor4 k = random_uniform<4>({c.b, c.g, c.tk, c.d}, ++seed);
+  Tensor4 v = random_uniform<4>({c.b, c.g, c.tk, c.d}, ++seed);
+  return {std::move(q), std::move(k), std::move(v)};
+}
 
 /// At most this many coordinates of each input are checked (the budget).
 inline constexpr std::size_t kSamples = 16;

@@ -8,6 +8,8 @@
 #include "gradient_check.hpp"
 
 using namespace attn;
+using attn::testing_grad::random_inputs;
+using attn::testing_grad::TiledCase;
 
 TEST_CASE("online_softmax_update over two tiles of keys equals the softmax of the whole row") {
   // Two rows of 7 scores in tiles of 4 and 3; row 1 may not attend key 5 (a masked entry).
@@ -47,28 +49,18 @@ TEST_CASE("online_softmax_update over two tiles of keys equals the softmax of th
 }
 
 TEST_CASE("flash_attention_forward returns O and L equal to the float64 reference, tiles of 1, 4 and 8, causal at several offsets, GQA") {
-  struct Case {
-    std::size_t b, h, g, tq, tk, d, offset, tile;
-    Mask mask;
-  };
+  using Case = TiledCase;
   std::uint64_t seed = 5200;
   for (const Case& c : {Case{1, 1, 1, 5, 9, 1, 0, 1, Mask::none}, Case{2, 6, 2, 33, 33, 16, 0, 4, Mask::causal},
                         Case{1, 4, 1, 10, 29, 5, 19, 8, Mask::causal}, Case{2, 3, 3, 17, 6, 5, 0, 4, Mask::none},
                         Case{1, 6, 3, 1, 21, 16, 20, 8, Mask::causal}, Case{2, 2, 1, 13, 20, 5, 3, 4, Mask::causal}}) {
-    CAPTURE(c.b);
-    CAPTURE(c.h);
-    CAPTURE(c.g);
-    CAPTURE(c.tq);
-    CAPTURE(c.tk);
-    CAPTURE(c.d);
-    CAPTURE(c.offset);
-    CAPTURE(c.tile);
+    const std::string where = c.describe();
+    CAPTURE(where);
     const bool causal = c.mask == Mask::causal;
-    const Tensor4 q = random_uniform<4>({c.b, c.h, c.tq, c.d}, ++seed), k = random_uniform<4>({c.b, c.g, c.tk, c.d}, ++seed);
-    const Tensor4 v = random_uniform<4>({c.b, c.g, c.tk, c.d}, ++seed);
+    const auto [q, k, v] = random_inputs(c, seed);
     const FlashForward f = flash_attention_forward(q, k, v, c.mask, c.offset, c.tile);
     const AttentionScales s = measure_attention(q, k, v, q, causal, c.offset);
-    const FlashForwardTolerance tol = tol_flash_forward(s, (c.tk + c.tile - 1) / c.tile);
+    const FlashForwardTolerance tol = tol_flash_forward(s, c.key_tiles());
     ATTN_CHECK_CLOSE(f.out, ref::attention(q, k, v, causal, c.offset), tol.out);
     ATTN_CHECK_CLOSE(f.lse, ref::attention_lse(q, k, causal, c.offset), tol.lse);
   }

@@ -9,6 +9,8 @@
 
 using namespace attn;
 using attn::testing_grad::check_attention_grads;
+using attn::testing_grad::random_inputs;
+using attn::testing_grad::TiledCase;
 
 namespace {
 // O and L of the float64 reference, rounded to float32: a forward for the backward that
@@ -19,10 +21,7 @@ FlashForward reference_forward(const Tensor4& q, const Tensor4& k, const Tensor4
   return {ref::attention(q, k, v, causal, q_offset), ref::attention_lse(q, k, causal, q_offset)};
 }
 
-struct Case {
-  std::size_t b, h, g, tq, tk, d, offset, tile;
-  Mask mask;
-};
+using Case = TiledCase;
 const std::array<Case, 6> kCases{Case{1, 1, 1, 5, 9, 1, 0, 4, Mask::none},    Case{2, 6, 2, 33, 33, 16, 0, 4, Mask::causal},
                                  Case{1, 4, 1, 10, 29, 5, 19, 8, Mask::causal}, Case{2, 3, 3, 17, 6, 5, 0, 4, Mask::none},
                                  Case{1, 6, 3, 1, 21, 16, 20, 8, Mask::causal},  Case{2, 2, 1, 13, 20, 5, 3, 4, Mask::causal}};
@@ -87,40 +86,31 @@ TEST_CASE("one flash backward tile, with L from the reference, equals central di
 TEST_CASE("flash_attention_backward, given O and L of the float64 reference, equals central differences, tiles of 4 and 8, GQA, causal at several offsets") {
   std::uint64_t seed = 6300;
   for (const Case& c : kCases) {
-    CAPTURE(c.b);
-    CAPTURE(c.h);
-    CAPTURE(c.g);
-    CAPTURE(c.tq);
-    CAPTURE(c.tk);
-    CAPTURE(c.d);
-    CAPTURE(c.offset);
-    CAPTURE(c.tile);
+    const std::string where = c.describe();
+    CAPTURE(where);
     const bool causal = c.mask == Mask::causal;
-    const Tensor4 q = random_uniform<4>({c.b, c.h, c.tq, c.d}, ++seed), k = random_uniform<4>({c.b, c.g, c.tk, c.d}, ++seed);
-    const Tensor4 v = random_uniform<4>({c.b, c.g, c.tk, c.d}, ++seed), dout = random_uniform<4>({c.b, c.h, c.tq, c.d}, ++seed);
+    const auto [q, k, v] = random_inputs(c, seed);
+    const Tensor4 dout = random_uniform<4>({c.b, c.h, c.tq, c.d}, ++seed);
     const AttentionGrads g =
         flash_attention_backward(q, k, v, reference_forward(q, k, v, causal, c.offset), dout, c.mask, c.offset, c.tile);
-    check_attention_grads(g, q, k, v, dout, c.mask, c.offset, (c.tk + c.tile - 1) / c.tile, ++seed);
+    check_attention_grads(g, q, k, v, dout, c.mask, c.offset, c.key_tiles(), ++seed);
   }
 }
 
 TEST_CASE("the flash backward on the flash forward equals the naive backward") {
   std::uint64_t seed = 6400;
   for (const Case& c : kCases) {
-    CAPTURE(c.h);
-    CAPTURE(c.g);
-    CAPTURE(c.tq);
-    CAPTURE(c.tk);
-    CAPTURE(c.tile);
+    const std::string where = c.describe();
+    CAPTURE(where);
     const bool causal = c.mask == Mask::causal;
-    const Tensor4 q = random_uniform<4>({c.b, c.h, c.tq, c.d}, ++seed), k = random_uniform<4>({c.b, c.g, c.tk, c.d}, ++seed);
-    const Tensor4 v = random_uniform<4>({c.b, c.g, c.tk, c.d}, ++seed), dout = random_uniform<4>({c.b, c.h, c.tq, c.d}, ++seed);
+    const auto [q, k, v] = random_inputs(c, seed);
+    const Tensor4 dout = random_uniform<4>({c.b, c.h, c.tq, c.d}, ++seed);
     const AttentionGrads naive = gqa_attention_backward(q, k, v, dout, c.mask, c.offset);
     const FlashForward f = flash_attention_forward(q, k, v, c.mask, c.offset, c.tile);
     const AttentionGrads flash = flash_attention_backward(q, k, v, f, dout, c.mask, c.offset, c.tile);
     // Each is within its bound of the exact gradient, so within the sum of both of each other.
     const AttentionScales s = measure_attention(q, k, v, dout, causal, c.offset);
-    const AttentionGradTolerance a = tol_attention_backward(s, 1), b = tol_attention_backward(s, (c.tk + c.tile - 1) / c.tile);
+    const AttentionGradTolerance a = tol_attention_backward(s, 1), b = tol_attention_backward(s, c.key_tiles());
     ATTN_CHECK_CLOSE(flash.dq, naive.dq, (Tolerance{a.dq.atol + b.dq.atol, 0.0, "naive + flash bounds of dQ"}));
     ATTN_CHECK_CLOSE(flash.dk, naive.dk, (Tolerance{a.dk.atol + b.dk.atol, 0.0, "naive + flash bounds of dK"}));
     ATTN_CHECK_CLOSE(flash.dv, naive.dv, (Tolerance{a.dv.atol + b.dv.atol, 0.0, "naive + flash bounds of dV"}));
